@@ -1,0 +1,216 @@
+"""Request bodies. Unknown fields are refused (422), so nothing can be set that is not meant to."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatflow.services.messages import MAX_TEXT_LENGTH
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+Name = Field(min_length=1, max_length=200)
+
+
+class LoginRequest(Body):
+    email: str = Field(max_length=320, examples=["admin@example.com"])
+    password: str = Field(max_length=1000, examples=["correct horse battery staple"])
+
+
+class SessionRead(BaseModel):
+    token: str = Field(
+        description="Send as `Authorization: Bearer <token>` (also set as a cookie)."
+    )
+    expires_at: str
+    agent: Any
+
+
+class OrganizationUpdate(Body):
+    name: str | None = Name
+    idle_close_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=365 * 24 * 3600,
+        description="Close open chatrooms idle this long; null turns auto-close off.",
+    )
+
+
+class AgentCreate(Body):
+    email: str = Field(max_length=320, examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=200, examples=["Ada Lovelace"])
+    role: Literal["admin", "agent"] = "agent"
+    password: str = Field(min_length=8, max_length=1000)
+
+
+class AgentUpdate(Body):
+    name: str | None = Name
+    role: Literal["admin", "agent"] | None = None
+    active: bool | None = Field(
+        default=None, description="false deactivates: the agent's sessions end at once."
+    )
+    password: str | None = Field(default=None, min_length=8, max_length=1000)
+
+
+class ApiKeyCreate(Body):
+    name: str = Field(min_length=1, max_length=200, examples=["CRM integration"])
+
+
+class ContactCreate(Body):
+    phone: str | None = Field(
+        default=None,
+        max_length=40,
+        description="Any valid number with its country code; stored in E.164.",
+        examples=["+14155550123"],
+    )
+    first_name: str | None = Field(default=None, max_length=128, examples=["Ada"])
+    last_name: str | None = Field(default=None, max_length=128, examples=["Lovelace"])
+    email: str | None = Field(default=None, max_length=320, examples=["ada@example.com"])
+    external_id: str | None = Field(
+        default=None, max_length=128, description="Your id for the contact (CRM id)."
+    )
+    custom_attributes: dict[str, Any] | None = Field(default=None, max_length=100)
+    opted_in: bool | None = Field(
+        default=None,
+        description="Whether the contact agreed to receive template messages (R4).",
+    )
+
+
+class ContactUpdate(ContactCreate):
+    """Only the fields sent change; `custom_attributes` merges (null removes a key)."""
+
+
+class ChannelCreate(Body):
+    type: Literal["sandbox", "webchat", "whatsapp"]
+    name: str = Field(min_length=1, max_length=200, examples=["Support line"])
+    customer_window: bool | None = Field(
+        default=None,
+        description="Enforce the 24-hour window (R4). Always on for WhatsApp; on by default for "
+        "the sandbox, which emulates it; off by default for web chat.",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="WhatsApp: phone_number_id, waba_id, access_token, app_secret, "
+        "verify_token, optional display_phone_number and graph_api_version. Secrets are "
+        "write-only.",
+    )
+
+
+class ChannelUpdate(Body):
+    name: str | None = Name
+    customer_window: bool | None = None
+    config: dict[str, Any] | None = None
+
+
+class ChatroomCreate(Body):
+    contact_id: str = Field(max_length=40, examples=["ct_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    channel_id: str = Field(max_length=40, examples=["ch_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    participants: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Agent ids.",
+        examples=[["ag_01jd3m6x0v8k2c4w9a7b5e1f3g"]],
+    )
+    assign_on_handover: bool = Field(
+        default=False,
+        description="R8: the agents join only at handover (the customer's free-flow message, or "
+        "a tap on a template sent with relay_response=false).",
+    )
+
+
+class ReassignRequest(Body):
+    agent_ids: list[str] = Field(max_length=50, examples=[["ag_01jd3m6x0v8k2c4w9a7b5e1f3g"]])
+
+
+class MarkReadRequest(Body):
+    agent_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description="For API keys and admins: whose unread count to reset. Agents: themselves.",
+    )
+
+
+class MessageCreate(Body):
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT_LENGTH,
+        examples=["Your order has been confirmed. Let us know if you need further assistance."],
+    )
+    as_agent_id: str | None = Field(
+        default=None,
+        max_length=40,
+        description="For API keys: send as this agent instead of as the bot.",
+    )
+
+
+class TemplateVariablesBody(Body):
+    header: list[str] = Field(default_factory=list, max_length=1)
+    body: list[str] = Field(default_factory=list, max_length=100, examples=[["Ada", "#1234"]])
+    buttons: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Button index → its variables (URL suffix, code).",
+    )
+
+
+class TemplateMessageCreate(Body):
+    template: str = Field(min_length=1, max_length=512, examples=["order_update"])
+    language: str = Field(min_length=1, max_length=16, examples=["en_US"])
+    variables: TemplateVariablesBody = Field(default_factory=TemplateVariablesBody)
+    as_agent_id: str | None = Field(default=None, max_length=40)
+
+
+class TemplateCreate(Body):
+    name: str = Field(max_length=512, examples=["order_update"])
+    language: str = Field(max_length=16, examples=["en_US"])
+    category: Literal["AUTHENTICATION", "MARKETING", "UTILITY"] = "UTILITY"
+    components: list[dict[str, Any]] = Field(
+        max_length=4,
+        examples=[
+            [
+                {
+                    "type": "BODY",
+                    "text": "Hi {{1}}, your order {{2}} has shipped.",
+                    "example": {"body_text": [["Ada", "#1234"]]},
+                },
+                {
+                    "type": "BUTTONS",
+                    "buttons": [
+                        {"type": "QUICK_REPLY", "text": "Track it"},
+                        {"type": "QUICK_REPLY", "text": "Talk to us"},
+                    ],
+                },
+            ]
+        ],
+    )
+
+
+class TemplateUpdate(Body):
+    category: Literal["AUTHENTICATION", "MARKETING", "UTILITY"] | None = None
+    components: list[dict[str, Any]] | None = Field(default=None, max_length=4)
+
+
+class TemplateReject(Body):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SandboxButton(Body):
+    message_id: str = Field(max_length=40, description="The template message tapped.")
+    index: int = Field(ge=0, le=9, description="The button's index in the template.")
+
+
+class SandboxInbound(Body):
+    chatroom_id: str | None = Field(default=None, max_length=40)
+    channel_id: str | None = Field(
+        default=None, max_length=40, description="With contact_id: a customer who writes first."
+    )
+    contact_id: str | None = Field(default=None, max_length=40)
+    text: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_LENGTH)
+    button: SandboxButton | None = None
+    reply_to_message_id: str | None = Field(default=None, max_length=40)
+    timestamp: str | None = Field(
+        default=None,
+        description="The channel's time of the message (RFC 3339); the window runs from it.",
+    )

@@ -1,0 +1,98 @@
+"""The composition root: the only place that builds things and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from chatflow.api import problems
+from chatflow.api.deps import Runtime
+from chatflow.api.routes import accounts, channels, chatrooms, contacts, events, sandbox, templates
+from chatflow.clock import Clock, SystemClock
+from chatflow.config import Settings
+from chatflow.services.authenticator import Authenticator
+from chatflow.services.chatrooms import do_close_idle
+from chatflow.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+IDLE_SWEEP_SECONDS = 30.0
+
+DESCRIPTION = """
+chatflow is a self-hosted business-chat platform: contacts, chatrooms, messages and WhatsApp-shaped
+templates, with the rules of "sending messages via automation" (bump, relay, assign on handover).
+
+* Authenticate with `Authorization: Bearer <API key or session token>`.
+* Errors are RFC 9457 `application/problem+json` with a stable `code`.
+* Lists take `limit` and `cursor` and return `{"data": [...], "next_cursor": ...}`.
+* POSTs accept `Idempotency-Key`: a retry with the same key and body replays the first response.
+"""
+
+
+async def _sweep_idle(runtime: Runtime) -> None:
+    while True:
+        await asyncio.sleep(IDLE_SWEEP_SECONDS)
+        try:
+            await runtime.database.write(do_close_idle)
+        except Exception:
+            log.exception("The idle-chatroom sweep failed; it runs again shortly")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    database: Database | None = None,
+) -> FastAPI:
+    """Build the app. A `database` passed in is started and closed by its owner, not here."""
+    settings = settings or Settings()
+    clock = clock or SystemClock()
+    owns_database = database is None
+    db = database or Database(settings.database_url, clock)
+    runtime = Runtime(
+        settings=settings,
+        clock=clock,
+        database=db,
+        authenticator=Authenticator(db, settings.auth_cache_seconds),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owns_database:
+            db.start()
+        tasks = []
+        if settings.background_work:
+            tasks.append(asyncio.create_task(_sweep_idle(runtime)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if owns_database:
+                db.close()
+
+    app = FastAPI(
+        title="chatflow",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.runtime = runtime
+    problems.install(app)
+    for module in (accounts, contacts, channels, chatrooms, templates, sandbox, events):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

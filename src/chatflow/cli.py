@@ -1,0 +1,174 @@
+"""The `chatflow` command: serve, worker, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+
+from chatflow.clock import SystemClock
+from chatflow.config import Settings
+from chatflow.services import accounts
+from chatflow.services.passwords import hash_password
+from chatflow.storage.database import Database
+from chatflow.storage.migrate import upgrade
+
+DEMO_ADMIN_EMAIL = "admin@example.com"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, object] = {}
+    for name in ("database_url", "host", "port"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _bootstrap(settings: Settings) -> accounts.Bootstrap | None:
+    """On first start, create the demo organization; afterwards, nothing."""
+    database = Database(settings.database_url, SystemClock())
+    try:
+        if not database.read_sync(accounts.is_empty):
+            return None
+        password = secrets.token_urlsafe(12)
+        password_hash = hash_password(password)
+        return database.write_sync(
+            lambda tx: accounts.do_bootstrap(
+                tx,
+                org_name="Demo",
+                admin_email=DEMO_ADMIN_EMAIL,
+                admin_password=password,
+                password_hash=password_hash,
+            )
+        )
+    finally:
+        database.close()
+
+
+def _print_welcome(settings: Settings, made: accounts.Bootstrap) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"""
+chatflow: created the demo organization "{made.organization.name}".
+  Admin login     {made.admin.email} / {made.admin_password}
+  API key         {made.api_key}
+  Sandbox channel {made.channel.id}
+  (The password and API key are shown this once.)
+
+Try it:
+  curl -s {base}/v1/me -H "Authorization: Bearer {made.api_key}"
+API reference: {base}/docs
+""",
+        flush=True,
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.workers != 1:
+        print(
+            "chatflow serve: --workers needs CHATFLOW_REDIS_URL, because live events fan out "
+            "across processes through Redis; without it the server is one process. "
+            "Set CHATFLOW_REDIS_URL (and PostgreSQL) to run several.",
+            file=sys.stderr,
+        )
+        return 2
+    upgrade(settings.database_url)
+    made = _bootstrap(settings)
+    if made is not None:
+        _print_welcome(settings, made)
+    import uvicorn
+
+    from chatflow.app import create_app
+
+    print(
+        f"chatflow: serving on http://{settings.host}:{settings.port} "
+        f"({settings.database_url.split('://')[0]})",
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    print("chatflow: the database schema is up to date")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    upgrade(settings.database_url)
+    from chatflow.services.chatrooms import do_close_idle
+
+    database = Database(settings.database_url, SystemClock())
+    database.start()
+
+    async def run() -> None:
+        while True:
+            await database.write(do_close_idle)
+            await asyncio.sleep(30)
+
+    print("chatflow worker: running background work (idle-chatroom close)", flush=True)
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        database.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--database-url",
+            dest="database_url",
+            help="default: $CHATFLOW_DATABASE_URL or sqlite:///./data/chatflow.db",
+        )
+
+    serve = sub.add_parser("serve", help="API, web app and background work in one process")
+    common(serve)
+    serve.add_argument("--host", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: 8000")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (needs CHATFLOW_REDIS_URL)"
+    )
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="background work alone")
+    common(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    common(migrate)
+    migrate.set_defaults(func=cmd_migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

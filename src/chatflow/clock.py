@@ -1,0 +1,58 @@
+"""The one clock every part of chatflow reads time from.
+
+Retry schedules, 24-hour windows and flow timeouts are all computed from `Clock.now()`, so tests
+drive them in milliseconds with a `ManualClock`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware, in UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that only moves when told to; safe to read from several threads."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("ManualClock needs a timezone-aware datetime")
+        with self._lock:
+            self._now = moment
+
+    def advance(self, delta: timedelta) -> datetime:
+        with self._lock:
+            self._now += delta
+            return self._now
+
+
+def to_millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_millis(millis: int) -> datetime:
+    return datetime.fromtimestamp(millis / 1000, UTC)
+
+
+def iso(millis: int) -> str:
+    """RFC 3339 in UTC with milliseconds, the one time format the API speaks."""
+    return from_millis(millis).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,32 @@
+"""Settings, from the environment (`CHATFLOW_…`) or the command line."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATFLOW_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./data/chatflow.db",
+        description="sqlite:///path/to/file.db (default) or postgresql://user@host/db",
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/0: enables fan-out across processes"
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    background_work: bool = Field(
+        default=True, description="Run background work (idle close, …) inside `serve`."
+    )
+    secure_cookies: bool = Field(
+        default=False, description="Mark the session cookie Secure (set behind HTTPS)."
+    )
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        description="How long a verified token is trusted before it is checked again; a "
+        "revocation takes effect at once in the process that made it, and within this time in "
+        "others.",
+    )

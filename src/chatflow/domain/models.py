@@ -1,0 +1,243 @@
+"""The entities of chatflow as immutable values. Stores return these, never ORM rows.
+
+Times are integers: milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NewType
+
+OrganizationId = NewType("OrganizationId", str)
+AgentId = NewType("AgentId", str)
+ApiKeyId = NewType("ApiKeyId", str)
+ContactId = NewType("ContactId", str)
+ChannelId = NewType("ChannelId", str)
+ChatroomId = NewType("ChatroomId", str)
+MessageId = NewType("MessageId", str)
+TemplateId = NewType("TemplateId", str)
+EventId = NewType("EventId", str)
+
+JsonObject = dict[str, Any]
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class ChannelType(StrEnum):
+    WHATSAPP = "whatsapp"
+    WEBCHAT = "webchat"
+    SANDBOX = "sandbox"
+
+
+class ChatroomStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class SenderType(StrEnum):
+    CONTACT = "contact"
+    AGENT = "agent"
+    BOT = "bot"
+
+
+class MessageKind(StrEnum):
+    TEXT = "text"
+    TEMPLATE = "template"
+    BUTTON_REPLY = "button_reply"
+    SYSTEM = "system"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(StrEnum):
+    """Delivery progress of an outbound message; inbound messages are `received`."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+
+class TemplateStatus(StrEnum):
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    PAUSED = "PAUSED"
+    DISABLED = "DISABLED"
+
+
+class AssignReason(StrEnum):
+    CREATED = "created"
+    HANDOVER = "handover"
+    REASSIGN = "reassign"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: OrganizationId
+    name: str
+    idle_close_seconds: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    id: AgentId
+    org_id: OrganizationId
+    email: str
+    name: str
+    role: Role
+    active: bool
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: ApiKeyId
+    org_id: OrganizationId
+    name: str
+    prefix: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    id: ContactId
+    org_id: OrganizationId
+    phone: str | None
+    first_name: str | None
+    last_name: str | None
+    email: str | None
+    external_id: str | None
+    custom_attributes: JsonObject
+    opted_in: bool
+    opted_in_at: int | None
+    created_at: int
+    updated_at: int
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or self.phone or self.email or self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: ChannelId
+    org_id: OrganizationId
+    type: ChannelType
+    name: str
+    customer_window: bool
+    config: JsonObject
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    agent_id: AgentId
+    joined_at: int
+    bump_key: int
+    unread_count: int
+    last_read_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Chatroom:
+    id: ChatroomId
+    org_id: OrganizationId
+    contact_id: ContactId
+    channel_id: ChannelId
+    status: ChatroomStatus
+    created_at: int
+    closed_at: int | None
+    last_activity_at: int
+    bump_key: int
+    window_expires_at: int | None
+    event_seq: int
+    participants: tuple[Participant, ...] = ()
+    pending_agent_ids: tuple[AgentId, ...] = ()
+
+    def participant(self, agent_id: str) -> Participant | None:
+        return next((p for p in self.participants if p.agent_id == agent_id), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatroomListItem:
+    """A chatroom as one agent's list shows it: the agent's own order key and unread count."""
+
+    chatroom: Chatroom
+    bump_key: int
+    unread_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonTap:
+    index: int
+    text: str
+    payload: str
+    template_message_id: MessageId | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFlags:
+    relay_response: bool = False
+    bump: bool = True
+    bump_response: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: MessageId
+    org_id: OrganizationId
+    chatroom_id: ChatroomId
+    direction: Direction
+    sender_type: SenderType
+    sender_id: str | None
+    kind: MessageKind
+    text: str
+    template: JsonObject | None
+    button: ButtonTap | None
+    reply_to_message_id: MessageId | None
+    flags: MessageFlags
+    status: MessageStatus
+    channel_message_id: str | None
+    channel_timestamp: int | None
+    error: JsonObject | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: TemplateId
+    org_id: OrganizationId
+    name: str
+    language: str
+    category: str
+    components: list[JsonObject]
+    status: TemplateStatus
+    rejection_reason: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: EventId
+    org_id: OrganizationId
+    type: str
+    chatroom_id: ChatroomId | None
+    seq: int | None
+    data: JsonObject
+    created_at: int
+    position: int = 0

@@ -1,0 +1,51 @@
+"""Prefixed, time-ordered identifiers (`ct_…`, `cr_…`, `msg_…`).
+
+Each id is a prefix and 26 Crockford base32 characters: 48 bits of milliseconds since the epoch
+followed by 80 random bits. Within one process ids are strictly increasing even when many are made
+in the same millisecond (the random part is incremented), so sorting by id sorts by creation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_RANDOM_BITS = 80
+_RANDOM_MAX = (1 << _RANDOM_BITS) - 1
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+class IdGenerator:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def new(self, prefix: str) -> str:
+        millis = time.time_ns() // 1_000_000
+        with self._lock:
+            candidate = (millis << _RANDOM_BITS) | int.from_bytes(os.urandom(10), "big")
+            if candidate <= self._last:
+                candidate = self._last + 1
+            self._last = candidate
+        return f"{prefix}_{_encode(candidate)}"
+
+
+_default = IdGenerator()
+
+
+def new_id(prefix: str) -> str:
+    return _default.new(prefix)
+
+
+def is_valid_id(value: str, prefix: str) -> bool:
+    head, sep, body = value.partition("_")
+    return sep == "_" and head == prefix and len(body) == 26 and all(c in _ALPHABET for c in body)

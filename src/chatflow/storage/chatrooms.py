@@ -1,0 +1,331 @@
+"""Chatrooms, their participants (who carry the R3 order key) and pending assignments (R8)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from chatflow.domain.models import (
+    AgentId,
+    ChannelId,
+    Chatroom,
+    ChatroomId,
+    ChatroomListItem,
+    ChatroomStatus,
+    ContactId,
+    OrganizationId,
+    Participant,
+)
+from chatflow.storage.database import Tx
+from chatflow.storage.sql import Query, param
+from chatflow.storage.tables import chatrooms, participants, pending_assignments
+
+
+def _chatroom(
+    row: Any, members: tuple[Participant, ...] = (), pending: tuple[AgentId, ...] = ()
+) -> Chatroom:
+    return Chatroom(
+        id=ChatroomId(row.id),
+        org_id=OrganizationId(row.org_id),
+        contact_id=ContactId(row.contact_id),
+        channel_id=ChannelId(row.channel_id),
+        status=ChatroomStatus(row.status),
+        created_at=row.created_at,
+        closed_at=row.closed_at,
+        last_activity_at=row.last_activity_at,
+        bump_key=row.bump_key,
+        window_expires_at=row.window_expires_at,
+        event_seq=row.event_seq,
+        participants=members,
+        pending_agent_ids=pending,
+    )
+
+
+def _participant(row: Any) -> Participant:
+    return Participant(
+        agent_id=AgentId(row.agent_id),
+        joined_at=row.joined_at,
+        bump_key=row.bump_key,
+        unread_count=row.unread_count,
+        last_read_at=row.last_read_at,
+    )
+
+
+def insert_chatroom(tx: Tx, chatroom: Chatroom) -> None:
+    tx.execute(
+        chatrooms.insert().values(
+            id=chatroom.id,
+            org_id=chatroom.org_id,
+            contact_id=chatroom.contact_id,
+            channel_id=chatroom.channel_id,
+            status=chatroom.status.value,
+            created_at=chatroom.created_at,
+            closed_at=chatroom.closed_at,
+            last_activity_at=chatroom.last_activity_at,
+            bump_key=chatroom.bump_key,
+            window_expires_at=chatroom.window_expires_at,
+            event_seq=chatroom.event_seq,
+        )
+    )
+
+
+_GET = Query(
+    sa.select(chatrooms).where(chatrooms.c.org_id == param("org_id"), chatrooms.c.id == param("id"))
+)
+# On PostgreSQL every write that touches a chatroom locks its row first, so the changes of one
+# chatroom (bumps, handover, per-chatroom event sequence) apply one after another. SQLite has a
+# single writer and renders no FOR UPDATE.
+_GET_LOCKED = Query(
+    sa.select(chatrooms)
+    .where(chatrooms.c.org_id == param("org_id"), chatrooms.c.id == param("id"))
+    .with_for_update()
+)
+_MEMBERS = Query(
+    sa.select(participants)
+    .where(participants.c.chatroom_id == param("id"))
+    .order_by(participants.c.joined_at, participants.c.agent_id)
+)
+_PENDING = Query(
+    sa.select(pending_assignments.c.agent_id)
+    .where(pending_assignments.c.chatroom_id == param("id"))
+    .order_by(pending_assignments.c.agent_id)
+)
+
+
+def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) -> Chatroom | None:
+    row = tx.run(_GET_LOCKED if lock else _GET, {"org_id": org_id, "id": chatroom_id}).first()
+    if row is None:
+        return None
+    members = tuple(_participant(r) for r in tx.run(_MEMBERS, {"id": chatroom_id}))
+    pending = tuple(AgentId(r.agent_id) for r in tx.run(_PENDING, {"id": chatroom_id}))
+    return _chatroom(row, members, pending)
+
+
+def _with_members(tx: Tx, rows: Sequence[Any]) -> list[Chatroom]:
+    if not rows:
+        return []
+    ids = [r.id for r in rows]
+    members: dict[str, list[Participant]] = {i: [] for i in ids}
+    for r in tx.execute(
+        sa.select(participants)
+        .where(participants.c.chatroom_id.in_(ids))
+        .order_by(participants.c.joined_at, participants.c.agent_id)
+    ):
+        members[r.chatroom_id].append(_participant(r))
+    pending: dict[str, list[AgentId]] = {i: [] for i in ids}
+    for r in tx.execute(
+        sa.select(pending_assignments)
+        .where(pending_assignments.c.chatroom_id.in_(ids))
+        .order_by(pending_assignments.c.agent_id)
+    ):
+        pending[r.chatroom_id].append(AgentId(r.agent_id))
+    return [_chatroom(r, tuple(members[r.id]), tuple(pending[r.id])) for r in rows]
+
+
+def find_open_chatroom(tx: Tx, contact_id: str, channel_id: str, *, lock: bool) -> Chatroom | None:
+    query = sa.select(chatrooms.c.id, chatrooms.c.org_id).where(
+        chatrooms.c.contact_id == contact_id,
+        chatrooms.c.channel_id == channel_id,
+        chatrooms.c.status == ChatroomStatus.OPEN.value,
+    )
+    row = tx.execute(query).first()
+    return None if row is None else load_chatroom(tx, row.org_id, row.id, lock=lock)
+
+
+def find_latest_chatroom(tx: Tx, contact_id: str, channel_id: str) -> Chatroom | None:
+    row = tx.execute(
+        sa.select(chatrooms.c.id, chatrooms.c.org_id)
+        .where(chatrooms.c.contact_id == contact_id, chatrooms.c.channel_id == channel_id)
+        .order_by(chatrooms.c.created_at.desc(), chatrooms.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else load_chatroom(tx, row.org_id, row.id, lock=True)
+
+
+_TOUCH = Query(
+    chatrooms.update()
+    .where(chatrooms.c.id == param("id"))
+    .values(
+        last_activity_at=param("now"),
+        bump_key=sa.case(
+            (chatrooms.c.bump_key < param("bump_key"), param("bump_key")),
+            else_=chatrooms.c.bump_key,
+        ),
+        event_seq=chatrooms.c.event_seq + param("events"),
+    )
+    .returning(chatrooms.c.event_seq)
+)
+_ADVANCE_SEQ = Query(
+    chatrooms.update()
+    .where(chatrooms.c.id == param("id"))
+    .values(event_seq=chatrooms.c.event_seq + param("events"))
+    .returning(chatrooms.c.event_seq)
+)
+
+
+def touch_chatroom(tx: Tx, chatroom_id: str, *, bump_key: int, events: int) -> int:
+    """Record activity (and a bump, if `bump_key` is newer); reserve `events` sequence numbers.
+
+    Returns the last reserved sequence number: the events get `last - events + 1 … last`.
+    """
+    row = tx.run(
+        _TOUCH, {"id": chatroom_id, "now": tx.now, "bump_key": bump_key, "events": events}
+    ).one()
+    return int(row.event_seq)
+
+
+def reserve_event_seq(tx: Tx, chatroom_id: str, events: int) -> int:
+    return int(tx.run(_ADVANCE_SEQ, {"id": chatroom_id, "events": events}).one().event_seq)
+
+
+def update_chatroom(tx: Tx, chatroom_id: str, values: dict[str, Any]) -> None:
+    tx.execute(chatrooms.update().where(chatrooms.c.id == chatroom_id).values(**values))
+
+
+_BUMP_PARTICIPANTS = Query(
+    participants.update()
+    .where(participants.c.chatroom_id == param("id"))
+    .values(bump_key=param("bump_key"), unread_count=participants.c.unread_count + param("unread"))
+)
+_COUNT_UNREAD = Query(
+    participants.update()
+    .where(participants.c.chatroom_id == param("id"))
+    .values(unread_count=participants.c.unread_count + param("unread"))
+)
+_MARK_READ = Query(
+    participants.update()
+    .where(participants.c.chatroom_id == param("id"), participants.c.agent_id == param("agent_id"))
+    .values(unread_count=0, last_read_at=param("now"))
+)
+
+
+def bump_participants(tx: Tx, chatroom_id: str, bump_key: int, *, unread: int = 0) -> None:
+    """R3: a bump sets the order key of every participant of the chatroom."""
+    tx.run(_BUMP_PARTICIPANTS, {"id": chatroom_id, "bump_key": bump_key, "unread": unread})
+
+
+def count_unread(tx: Tx, chatroom_id: str, unread: int) -> None:
+    tx.run(_COUNT_UNREAD, {"id": chatroom_id, "unread": unread})
+
+
+def mark_read(tx: Tx, chatroom_id: str, agent_id: str) -> None:
+    tx.run(_MARK_READ, {"id": chatroom_id, "agent_id": agent_id, "now": tx.now})
+
+
+def insert_participants(tx: Tx, chatroom_id: str, agent_ids: Iterable[str], bump_key: int) -> None:
+    rows = [
+        {
+            "chatroom_id": chatroom_id,
+            "agent_id": agent_id,
+            "joined_at": tx.now,
+            "bump_key": bump_key,
+            "unread_count": 0,
+            "last_read_at": None,
+        }
+        for agent_id in agent_ids
+    ]
+    if rows:
+        tx.execute(participants.insert().values(rows))
+
+
+def delete_participants(tx: Tx, chatroom_id: str, agent_ids: Iterable[str]) -> None:
+    ids = list(agent_ids)
+    if ids:
+        tx.execute(
+            participants.delete().where(
+                participants.c.chatroom_id == chatroom_id, participants.c.agent_id.in_(ids)
+            )
+        )
+
+
+def insert_pending(tx: Tx, chatroom_id: str, agent_ids: Iterable[str]) -> None:
+    rows = [
+        {"chatroom_id": chatroom_id, "agent_id": agent_id, "created_at": tx.now}
+        for agent_id in agent_ids
+    ]
+    if rows:
+        tx.execute(pending_assignments.insert().values(rows))
+
+
+def take_pending(tx: Tx, chatroom_id: str) -> list[AgentId]:
+    """Remove and return the pending agents: whoever takes them does the handover, once."""
+    rows = tx.execute(
+        pending_assignments.delete()
+        .where(pending_assignments.c.chatroom_id == chatroom_id)
+        .returning(pending_assignments.c.agent_id)
+    ).all()
+    return sorted(AgentId(r.agent_id) for r in rows)
+
+
+_AGENT_LIST = sa.select(
+    chatrooms, participants.c.bump_key.label("p_bump_key"), participants.c.unread_count
+).join(participants, participants.c.chatroom_id == chatrooms.c.id)
+_AGENT_FIRST_PAGE = Query(
+    _AGENT_LIST.where(participants.c.agent_id == param("agent_id"))
+    .order_by(participants.c.bump_key.desc(), participants.c.chatroom_id.desc())
+    .limit(param("limit"))
+)
+_AGENT_NEXT_PAGE = Query(
+    _AGENT_LIST.where(
+        participants.c.agent_id == param("agent_id"),
+        sa.tuple_(participants.c.bump_key, participants.c.chatroom_id)
+        < sa.tuple_(param("bump_key"), param("chatroom_id")),
+    )
+    .order_by(participants.c.bump_key.desc(), participants.c.chatroom_id.desc())
+    .limit(param("limit"))
+)
+
+
+def list_for_agent(
+    tx: Tx, agent_id: str, *, after: tuple[int, str] | None, limit: int
+) -> list[ChatroomListItem]:
+    """R3: the agent's chatrooms, newest order key first; one range scan of the index."""
+    if after is None:
+        rows = tx.run(_AGENT_FIRST_PAGE, {"agent_id": agent_id, "limit": limit + 1}).all()
+    else:
+        rows = tx.run(
+            _AGENT_NEXT_PAGE,
+            {
+                "agent_id": agent_id,
+                "bump_key": after[0],
+                "chatroom_id": after[1],
+                "limit": limit + 1,
+            },
+        ).all()
+    rooms = _with_members(tx, rows)
+    return [
+        ChatroomListItem(room, row.p_bump_key, row.unread_count)
+        for room, row in zip(rooms, rows, strict=True)
+    ]
+
+
+def list_for_organization(
+    tx: Tx, org_id: str, *, after: tuple[int, str] | None, limit: int, status: str | None
+) -> list[Chatroom]:
+    query = sa.select(chatrooms).where(chatrooms.c.org_id == org_id)
+    if status is not None:
+        query = query.where(chatrooms.c.status == status)
+    if after is not None:
+        query = query.where(
+            sa.tuple_(chatrooms.c.bump_key, chatrooms.c.id) < sa.tuple_(after[0], after[1])
+        )
+    rows = tx.execute(
+        query.order_by(chatrooms.c.bump_key.desc(), chatrooms.c.id.desc()).limit(limit + 1)
+    ).all()
+    return _with_members(tx, rows)
+
+
+def idle_open_chatrooms(tx: Tx, org_id: str, idle_before: int, limit: int) -> list[str]:
+    rows = tx.execute(
+        sa.select(chatrooms.c.id)
+        .where(
+            chatrooms.c.status == ChatroomStatus.OPEN.value,
+            chatrooms.c.last_activity_at < idle_before,
+            chatrooms.c.org_id == org_id,
+        )
+        .order_by(chatrooms.c.last_activity_at)
+        .limit(limit)
+    ).all()
+    return [r.id for r in rows]

@@ -1,0 +1,241 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations are written against it.
+
+Only portable column types are used (text, integers, booleans), so the same statements run
+unchanged on SQLite and PostgreSQL and can be executed through the driver without type processing:
+times are integer milliseconds since the epoch and JSON documents are stored as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Ids sort by creation time as strings; PostgreSQL must compare them bytewise, whatever the
+# database's collation.
+Id = sa.String(40).with_variant(sa.String(40, collation="C"), "postgresql")
+Millis = sa.BigInteger
+Json = sa.Text
+
+
+def _id(name: str = "id", *args: Any, **kwargs: Any) -> sa.Column[str]:
+    return sa.Column(name, Id, *args, **kwargs)
+
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    _id(primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("idle_close_seconds", sa.Integer, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+)
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "id"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    _id(primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    _id("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("expires_at", Millis, nullable=False),
+    sa.Column("revoked_at", Millis, nullable=True),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("last_used_at", Millis, nullable=True),
+    sa.Column("revoked_at", Millis, nullable=True),
+    sa.Index(None, "org_id", "id"),
+)
+
+contacts = sa.Table(
+    "contacts",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=True),
+    sa.Column("first_name", sa.String(128), nullable=True),
+    sa.Column("last_name", sa.String(128), nullable=True),
+    sa.Column("email", sa.String(320), nullable=True),
+    sa.Column("external_id", sa.String(128), nullable=True),
+    sa.Column("custom_attributes", Json, nullable=False),
+    sa.Column("opted_in", sa.Boolean, nullable=False),
+    sa.Column("opted_in_at", Millis, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.UniqueConstraint("org_id", "phone"),
+    sa.Index(None, "org_id", "id"),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("customer_window", sa.Boolean, nullable=False),
+    sa.Column("config", Json, nullable=False),
+    sa.Column("secrets", Json, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "id"),
+)
+
+chatrooms = sa.Table(
+    "chatrooms",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("contact_id", sa.ForeignKey("contacts.id"), nullable=False),
+    _id("channel_id", sa.ForeignKey("channels.id"), nullable=False),
+    sa.Column("status", sa.String(8), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("closed_at", Millis, nullable=True),
+    sa.Column("last_activity_at", Millis, nullable=False),
+    sa.Column("bump_key", sa.BigInteger, nullable=False),
+    sa.Column("window_expires_at", Millis, nullable=True),
+    sa.Column("event_seq", sa.BigInteger, nullable=False),
+    # R2: at most one open chatroom per contact and channel.
+    sa.Index(
+        "uq_chatrooms_open_contact_channel",
+        "contact_id",
+        "channel_id",
+        unique=True,
+        sqlite_where=sa.text("status = 'open'"),
+        postgresql_where=sa.text("status = 'open'"),
+    ),
+    sa.Index(None, "org_id", "bump_key", "id"),
+    sa.Index(None, "status", "last_activity_at"),
+    sa.Index(None, "contact_id", "channel_id", "created_at"),
+)
+
+participants = sa.Table(
+    "participants",
+    metadata,
+    _id("chatroom_id", sa.ForeignKey("chatrooms.id"), nullable=False),
+    _id("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("joined_at", Millis, nullable=False),
+    # R3: the order key of the agent's chatroom list lives here, not on the chatroom.
+    sa.Column("bump_key", sa.BigInteger, nullable=False),
+    sa.Column("unread_count", sa.Integer, nullable=False),
+    sa.Column("last_read_at", Millis, nullable=True),
+    sa.PrimaryKeyConstraint("chatroom_id", "agent_id"),
+    sa.Index(None, "agent_id", "bump_key", "chatroom_id"),
+)
+
+pending_assignments = sa.Table(
+    "pending_assignments",
+    metadata,
+    _id("chatroom_id", sa.ForeignKey("chatrooms.id"), nullable=False),
+    _id("agent_id", sa.ForeignKey("agents.id"), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.PrimaryKeyConstraint("chatroom_id", "agent_id"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("chatroom_id", sa.ForeignKey("chatrooms.id"), nullable=False),
+    sa.Column("direction", sa.String(8), nullable=False),
+    sa.Column("sender_type", sa.String(8), nullable=False),
+    _id("sender_id", nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("template", Json, nullable=True),
+    sa.Column("button", Json, nullable=True),
+    _id("reply_to_message_id", nullable=True),
+    sa.Column("relay_response", sa.Boolean, nullable=False),
+    sa.Column("bump", sa.Boolean, nullable=False),
+    sa.Column("bump_response", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("channel_message_id", sa.String(200), nullable=True),
+    sa.Column("channel_timestamp", Millis, nullable=True),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "chatroom_id", "id"),
+    sa.Index(None, "org_id", "channel_message_id"),
+)
+
+templates = sa.Table(
+    "templates",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(512), nullable=False),
+    sa.Column("language", sa.String(16), nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("components", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rejection_reason", sa.String(500), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.UniqueConstraint("org_id", "name", "language"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column(
+        "position",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    _id("id", nullable=False, unique=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    _id("chatroom_id", nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "position"),
+    sa.Index(None, "chatroom_id", "seq"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.PrimaryKeyConstraint("org_id", "key"),
+    sa.Index(None, "created_at"),
+)

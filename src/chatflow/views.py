@@ -1,0 +1,360 @@
+"""How each entity looks from outside: the bodies of API responses and of event payloads.
+
+One representation per entity, so a webhook consumer and an API client read the same shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chatflow.clock import iso
+from chatflow.domain.models import (
+    Agent,
+    ApiKey,
+    Channel,
+    Chatroom,
+    ChatroomListItem,
+    Contact,
+    Event,
+    Message,
+    Organization,
+    Participant,
+    Template,
+)
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+def _iso(millis: int | None) -> str | None:
+    return None if millis is None else iso(millis)
+
+
+class OrganizationRead(View):
+    id: str = Field(examples=["org_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    name: str
+    idle_close_seconds: int | None = Field(
+        description="Open chatrooms with no activity for this long close by themselves; "
+        "null: never."
+    )
+    created_at: str
+
+    @classmethod
+    def of(cls, org: Organization) -> OrganizationRead:
+        return cls(
+            id=org.id,
+            name=org.name,
+            idle_close_seconds=org.idle_close_seconds,
+            created_at=iso(org.created_at),
+        )
+
+
+class AgentRead(View):
+    id: str = Field(examples=["ag_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    email: str
+    name: str
+    role: Literal["admin", "agent"]
+    active: bool
+    created_at: str
+
+    @classmethod
+    def of(cls, agent: Agent) -> AgentRead:
+        return cls(
+            id=agent.id,
+            email=agent.email,
+            name=agent.name,
+            role=agent.role.value,
+            active=agent.active,
+            created_at=iso(agent.created_at),
+        )
+
+
+class ApiKeyRead(View):
+    id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> ApiKeyRead:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=iso(key.created_at),
+            last_used_at=_iso(key.last_used_at),
+            revoked_at=_iso(key.revoked_at),
+        )
+
+
+class ApiKeyCreated(ApiKeyRead):
+    key: str = Field(description="The secret. It is shown this once and stored only as a hash.")
+
+
+class ContactRead(View):
+    id: str = Field(examples=["ct_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    phone: str | None = Field(examples=["+14155550123"])
+    first_name: str | None
+    last_name: str | None
+    display_name: str
+    email: str | None
+    external_id: str | None
+    custom_attributes: dict[str, Any]
+    opted_in: bool
+    opted_in_at: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, contact: Contact) -> ContactRead:
+        return cls(
+            id=contact.id,
+            phone=contact.phone,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            display_name=contact.display_name,
+            email=contact.email,
+            external_id=contact.external_id,
+            custom_attributes=contact.custom_attributes,
+            opted_in=contact.opted_in,
+            opted_in_at=_iso(contact.opted_in_at),
+            created_at=iso(contact.created_at),
+            updated_at=iso(contact.updated_at),
+        )
+
+
+class ChannelRead(View):
+    id: str = Field(examples=["ch_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    type: Literal["whatsapp", "webchat", "sandbox"]
+    name: str
+    customer_window: bool = Field(
+        description="Whether free-form sends need the 24-hour customer-service window (R4)."
+    )
+    config: dict[str, Any] = Field(description="Settings; secrets are never returned.")
+    created_at: str
+
+    @classmethod
+    def of(cls, channel: Channel) -> ChannelRead:
+        return cls(
+            id=channel.id,
+            type=channel.type.value,
+            name=channel.name,
+            customer_window=channel.customer_window,
+            config=channel.config,
+            created_at=iso(channel.created_at),
+        )
+
+
+class ParticipantRead(View):
+    agent_id: str
+    joined_at: str
+    bump_key: int = Field(description="This agent's order key for the chatroom (R3).")
+    bumped_at: str
+    unread_count: int
+    last_read_at: str | None
+
+    @classmethod
+    def of(cls, participant: Participant) -> ParticipantRead:
+        return cls(
+            agent_id=participant.agent_id,
+            joined_at=iso(participant.joined_at),
+            bump_key=participant.bump_key,
+            bumped_at=iso(participant.bump_key // 1000),
+            unread_count=participant.unread_count,
+            last_read_at=_iso(participant.last_read_at),
+        )
+
+
+class ChatroomRead(View):
+    id: str = Field(examples=["cr_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    contact_id: str
+    channel_id: str
+    status: Literal["open", "closed"]
+    participants: list[ParticipantRead]
+    pending_agent_ids: list[str] = Field(
+        description="Agents who join at handover (assign_on_handover, R8)."
+    )
+    created_at: str
+    closed_at: str | None
+    last_activity_at: str
+    bump_key: int
+    window_expires_at: str | None = Field(
+        description="When the 24-hour customer-service window closes; null: it is not open."
+    )
+    last_seq: int = Field(description="The sequence number of the chatroom's latest event.")
+
+    @classmethod
+    def of(cls, chatroom: Chatroom) -> ChatroomRead:
+        return cls(**_chatroom_fields(chatroom))
+
+
+def _chatroom_fields(chatroom: Chatroom) -> dict[str, Any]:
+    return {
+        "id": chatroom.id,
+        "contact_id": chatroom.contact_id,
+        "channel_id": chatroom.channel_id,
+        "status": chatroom.status.value,
+        "participants": [ParticipantRead.of(p) for p in chatroom.participants],
+        "pending_agent_ids": list(chatroom.pending_agent_ids),
+        "created_at": iso(chatroom.created_at),
+        "closed_at": _iso(chatroom.closed_at),
+        "last_activity_at": iso(chatroom.last_activity_at),
+        "bump_key": chatroom.bump_key,
+        "window_expires_at": _iso(chatroom.window_expires_at),
+        "last_seq": chatroom.event_seq,
+    }
+
+
+class ChatroomCreated(ChatroomRead):
+    created: bool = Field(
+        description="false: the contact already had an open chatroom on this channel, which is "
+        "returned unchanged (R2)."
+    )
+
+    @classmethod
+    def of_result(cls, chatroom: Chatroom, created: bool) -> ChatroomCreated:
+        return cls(**_chatroom_fields(chatroom), created=created)
+
+
+class ChatroomListEntry(ChatroomRead):
+    """A chatroom in one agent's list, with that agent's own order key and unread count."""
+
+    agent_bump_key: int
+    agent_unread_count: int
+
+    @classmethod
+    def of_item(cls, item: ChatroomListItem) -> ChatroomListEntry:
+        return cls(
+            **_chatroom_fields(item.chatroom),
+            agent_bump_key=item.bump_key,
+            agent_unread_count=item.unread_count,
+        )
+
+
+class SenderRead(View):
+    type: Literal["contact", "agent", "bot"]
+    id: str | None
+
+
+class ButtonRead(View):
+    index: int
+    text: str
+    payload: str
+    template_message_id: str | None
+
+
+class FlagsRead(View):
+    relay_response: bool
+    bump: bool
+    bump_response: bool
+
+
+class MessageRead(View):
+    id: str = Field(examples=["msg_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    chatroom_id: str
+    direction: Literal["inbound", "outbound"]
+    sender: SenderRead
+    kind: Literal["text", "template", "button_reply", "system"]
+    text: str
+    template: dict[str, Any] | None = Field(
+        description="For template messages: name, language, the rendered components and the "
+        "buttons with the payloads sent."
+    )
+    button: ButtonRead | None = Field(description="For button replies: the button tapped.")
+    reply_to_message_id: str | None
+    flags: FlagsRead
+    status: Literal["queued", "sent", "delivered", "read", "failed", "received"]
+    channel_message_id: str | None
+    channel_timestamp: str | None
+    error: dict[str, Any] | None
+    created_at: str
+
+    @classmethod
+    def of(cls, message: Message) -> MessageRead:
+        button = message.button
+        return cls(
+            id=message.id,
+            chatroom_id=message.chatroom_id,
+            direction=message.direction.value,
+            sender=SenderRead(type=message.sender_type.value, id=message.sender_id),
+            kind=message.kind.value,
+            text=message.text,
+            template=message.template,
+            button=None
+            if button is None
+            else ButtonRead(
+                index=button.index,
+                text=button.text,
+                payload=button.payload,
+                template_message_id=button.template_message_id,
+            ),
+            reply_to_message_id=message.reply_to_message_id,
+            flags=FlagsRead(
+                relay_response=message.flags.relay_response,
+                bump=message.flags.bump,
+                bump_response=message.flags.bump_response,
+            ),
+            status=message.status.value,
+            channel_message_id=message.channel_message_id,
+            channel_timestamp=_iso(message.channel_timestamp),
+            error=message.error,
+            created_at=iso(message.created_at),
+        )
+
+
+class TemplateRead(View):
+    id: str = Field(examples=["tpl_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    name: str = Field(examples=["order_update"])
+    language: str = Field(examples=["en_US"])
+    category: Literal["AUTHENTICATION", "MARKETING", "UTILITY"]
+    components: list[dict[str, Any]]
+    status: Literal["PENDING", "APPROVED", "REJECTED", "PAUSED", "DISABLED"]
+    rejection_reason: str | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, template: Template) -> TemplateRead:
+        return cls(
+            id=template.id,
+            name=template.name,
+            language=template.language,
+            category=template.category,
+            components=template.components,
+            status=template.status.value,
+            rejection_reason=template.rejection_reason,
+            created_at=iso(template.created_at),
+            updated_at=iso(template.updated_at),
+        )
+
+
+class EventRead(View):
+    id: str = Field(examples=["evt_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    type: str = Field(examples=["message.created"])
+    created_at: str
+    chatroom_id: str | None
+    seq: int | None = Field(description="The event's number within its chatroom, from 1.")
+    position: int = Field(description="The event's place in the organization's log.")
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: Event) -> EventRead:
+        return cls(
+            id=event.id,
+            type=event.type,
+            created_at=iso(event.created_at),
+            chatroom_id=event.chatroom_id,
+            seq=event.seq,
+            position=event.position,
+            data=event.data,
+        )
+
+
+def dump(view: BaseModel) -> dict[str, Any]:
+    """A view as plain JSON values, for event payloads."""
+    return view.model_dump(mode="json")

@@ -215,6 +215,26 @@ def random_phone() -> str:
     )
 
 
+def snapshot(org: Org) -> dict[str, Any]:
+    """Everything an organization has, to prove that a refused request changed nothing."""
+    state: dict[str, Any] = {"events": org.events()}
+    for name, path in (
+        ("contacts", "/v1/contacts"),
+        ("chatrooms", "/v1/chatrooms"),
+        ("templates", "/v1/templates"),
+        ("agents", "/v1/agents"),
+        ("channels", "/v1/channels"),
+    ):
+        state[name] = org.api.ok("GET", path, params={"limit": 100})["data"]
+    state["messages"] = {
+        room["id"]: org.api.ok(
+            "GET", f"/v1/chatrooms/{room['id']}/messages", params={"limit": 100}
+        )["data"]
+        for room in state["chatrooms"]
+    }
+    return state
+
+
 def make_org(client: TestClient, database: Database) -> Org:
     email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
     made = database.write_sync(

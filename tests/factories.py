@@ -255,3 +255,43 @@ def make_org(client: TestClient, database: Database) -> Org:
         client=client,
         database=database,
     )
+
+
+def list_entries(org: Org, agent_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """One agent's chatroom list (R3), newest order key first, with `agent_bump_key` and
+    `agent_unread_count` of each entry."""
+    page = org.api.ok("GET", "/v1/chatrooms", params={"agent_id": agent_id, "limit": limit})
+    entries: list[dict[str, Any]] = page["data"]
+    return entries
+
+
+def expect_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """Assert an RFC 9457 problem with this status and `code`, and every member it must carry."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code, body
+    assert body["status"] == status, body
+    assert body["type"].endswith("/" + code), body
+    assert isinstance(body["title"], str) and body["title"], body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    return body
+
+
+def call(
+    api: Api,
+    method: str,
+    path: str,
+    json: Any = None,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """Any request, as `api`'s credential, answered as it is (no status expected)."""
+    return api.client.request(
+        method,
+        path,
+        json=json,
+        params=params,
+        headers={"Authorization": f"Bearer {api.token}", **(headers or {})},
+    )

@@ -57,7 +57,7 @@ chatflow: created the demo organization "{made.organization.name}".
   Admin login     {made.admin.email} / {made.admin_password}
   API key         {made.api_key}
   Sandbox channel {made.channel.id}
-  (The password and API key are shown this once.)
+  (The password and the key are shown this once: keep them.)
 
 Try it:
   curl -s {base}/v1/me -H "Authorization: Bearer {made.api_key}"

@@ -13,7 +13,7 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Name = Field(min_length=1, max_length=200)
+Name = Field(default=None, min_length=1, max_length=200)  # an optional new name, in updates
 
 
 class LoginRequest(Body):

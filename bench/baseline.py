@@ -1,0 +1,72 @@
+"""The baseline: a bare Starlette app whose POST inserts one row with the stdlib `sqlite3` module.
+
+It is what "the fastest honest Python web app with a database" looks like on this stack, served
+by the same uvicorn settings as `chatflow serve` (uvloop, httptools, no access log), so the ratio
+chatflow / baseline measures what the product's own code costs on top of the HTTP stack.
+
+    python -m bench.baseline --port 8100 --database /tmp/baseline.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+SQLITE_SETTINGS = "journal_mode=WAL, synchronous=NORMAL, one transaction (one commit) per request"
+
+
+def create_app(database: str) -> Starlette:
+    conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS messages ("
+        "id INTEGER PRIMARY KEY, text TEXT NOT NULL, created_at INTEGER NOT NULL)"
+    )
+
+    async def insert(request: Request) -> JSONResponse:
+        body = json.loads(await request.body())
+        created_at = time.time_ns() // 1_000_000
+        cursor = conn.execute(
+            "INSERT INTO messages (text, created_at) VALUES (?, ?)", (body["text"], created_at)
+        )
+        return JSONResponse({"id": cursor.lastrowid, "created_at": created_at}, status_code=201)
+
+    async def hello(_: Request) -> JSONResponse:
+        return JSONResponse({"hello": "world"})
+
+    return Starlette(
+        routes=[Route("/messages", insert, methods=["POST"]), Route("/hello", hello)]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--database", required=True, help="SQLite file (created if missing)")
+    args = parser.parse_args(argv)
+    import uvicorn
+
+    print("baseline: serving", flush=True)
+    uvicorn.run(
+        create_app(args.database),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+if __name__ == "__main__":
+    main()

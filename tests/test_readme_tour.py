@@ -20,7 +20,7 @@ def _tour_script() -> str:
     blocks = re.findall(r"```bash\n(.*?)```", readme, flags=re.DOTALL)
     tour = [block for block in blocks if block.startswith("API=")]
     assert len(tour) == 1, "the README has one tour block, starting with API="
-    return tour[0]
+    return str(tour[0])
 
 
 def _free_port() -> int:
@@ -32,9 +32,18 @@ def _free_port() -> int:
 def test_readme_tour_runs_end_to_end_r1_r4_r5_r6_r9(tmp_path: Path) -> None:
     port = _free_port()
     server = subprocess.Popen(
-        [str(CHATFLOW), "serve", "--port", str(port),
-         "--database-url", f"sqlite:///{tmp_path / 'tour.db'}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+        [
+            str(CHATFLOW),
+            "serve",
+            "--port",
+            str(port),
+            "--database-url",
+            f"sqlite:///{tmp_path / 'tour.db'}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         assert server.stdout is not None
@@ -54,8 +63,11 @@ def test_readme_tour_runs_end_to_end_r1_r4_r5_r6_r9(tmp_path: Path) -> None:
             "http://127.0.0.1:8000", f"http://127.0.0.1:{port}"
         )
         result = subprocess.run(
-            ["bash", "-c", script], env={"KEY": key, "PATH": "/usr/bin:/bin"},
-            capture_output=True, text=True, timeout=120,
+            ["bash", "-c", script],
+            env={"KEY": key, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stdout + result.stderr
         lines = result.stdout.splitlines()

@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from chatflow.api import problems
 from chatflow.api.deps import Runtime
@@ -84,7 +83,6 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     app.state.runtime = runtime
     problems.install(app)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2 as httpx
-
 from tests.factories import Org, random_phone, snapshot
 
 MAX_TEXT = 4096
@@ -191,3 +190,19 @@ def test_agent_session_sends_as_itself(org: Org) -> None:
     assert message["sender"] == {"type": "agent", "id": agent["id"]}
     assert message["direction"] == "outbound"
     assert _messages(org, chatroom["id"])[0]["id"] == message["id"]
+
+
+def test_free_form_message_with_buttons_is_refused_buttons_go_only_in_templates_r4(
+    org: Org,
+) -> None:
+    chatroom = _open_chatroom(org)
+    before = snapshot(org)
+
+    response = org.api.post(
+        f"/v1/chatrooms/{chatroom['id']}/messages",
+        {"text": "Pick one", "buttons": [{"type": "QUICK_REPLY", "text": "Yes"}]},
+    )
+
+    problem = _problem(response, 422, "validation_error")
+    assert [e["pointer"] for e in problem["errors"]] == ["/buttons"]
+    assert snapshot(org) == before

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2 as httpx
-
 from tests.factories import Org, snapshot
 
 INBOUND = "/v1/sandbox/inbound"
@@ -123,9 +122,7 @@ def test_neither_text_nor_button_is_refused(org: Org) -> None:
 
 
 def test_sandbox_inbound_into_a_non_sandbox_chatroom_is_a_channel_mismatch(org: Org) -> None:
-    channel = org.api.ok(
-        "POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201
-    )
+    channel = org.api.ok("POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201)
     chatroom = org.chatroom(channel_id=channel["id"])
     before = snapshot(org)
 
@@ -136,9 +133,7 @@ def test_sandbox_inbound_into_a_non_sandbox_chatroom_is_a_channel_mismatch(org: 
 
 
 def test_sandbox_inbound_naming_a_non_sandbox_channel_is_a_channel_mismatch(org: Org) -> None:
-    channel = org.api.ok(
-        "POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201
-    )
+    channel = org.api.ok("POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201)
     contact = org.contact()
     before = snapshot(org)
 

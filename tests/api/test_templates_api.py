@@ -1,4 +1,4 @@
-"""Templates through the API: review, sending rules (R4) and the Send Template Message flags (R5)."""
+"""Templates through the API: review, sending rules (R4), Send Template Message flags (R5)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 import httpx2 as httpx
-
 from tests.factories import Org, snapshot
 
 BODY_AND_QUICK_REPLIES = [
@@ -89,6 +88,7 @@ def test_pending_template_cannot_be_sent_r4(org: Org) -> None:
     problem = _problem(_send(org, chatroom["id"], template), 409, "template_not_approved")
 
     assert "PENDING" in problem["detail"]
+    assert problem["template_status"] == "PENDING"
     assert snapshot(org) == before
 
 
@@ -126,6 +126,7 @@ def test_approving_an_approved_template_is_a_status_conflict(org: Org) -> None:
 
     problem = _problem(response, 409, "template_status_conflict")
     assert problem["status"] == 409
+    assert problem["template_status"] == "APPROVED"
     assert snapshot(org) == before
 
 

@@ -1,4 +1,4 @@
-"""R4: the 24-hour customer-service window, on the sandbox (which emulates it) and other channels."""
+"""R4: the 24-hour customer-service window, on the sandbox (which emulates it) and elsewhere."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
+from tests.factories import Org, snapshot
 
 from chatflow.clock import ManualClock, iso, to_millis
-from tests.factories import Org, snapshot
 
 DAY = timedelta(hours=24)
 
@@ -183,9 +183,7 @@ def test_default_sandbox_channel_emulates_the_window_r4(org: Org) -> None:
 
 
 def test_webchat_channel_has_no_window_r4(org: Org) -> None:
-    channel = org.api.ok(
-        "POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201
-    )
+    channel = org.api.ok("POST", "/v1/channels", {"type": "webchat", "name": "Website"}, status=201)
     assert channel["customer_window"] is False
     chatroom = org.chatroom(channel_id=channel["id"])
 

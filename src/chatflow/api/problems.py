@@ -62,8 +62,9 @@ def problem(
     detail: str,
     instance: str | None = None,
     headers: dict[str, str] | None = None,
-    **extra: Any,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
+    """`extra` members extend the problem (RFC 9457 §3.2); they never replace a standard one."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,
@@ -73,7 +74,9 @@ def problem(
     }
     if instance is not None:
         body["instance"] = instance
-    body.update({k: v for k, v in extra.items() if v is not None})
+    for key, value in (extra or {}).items():
+        if value is not None:
+            body.setdefault(key, value)
     return Response(orjson.dumps(body), status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
@@ -84,7 +87,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.ValidationError) and exc.errors:
         extra["errors"] = exc.errors
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return problem(status, exc.code, exc.title, exc.detail, request.url.path, headers, **extra)
+    return problem(status, exc.code, exc.title, exc.detail, request.url.path, headers, extra)
 
 
 def _pointer(loc: tuple[Any, ...]) -> str:
@@ -117,7 +120,7 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
             "The body is not valid JSON",
             "The request body could not be parsed as JSON",
             request.url.path,
-            errors=problems,
+            extra={"errors": problems},
         )
     return problem(
         422,
@@ -125,7 +128,7 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
         "The request is not valid",
         "; ".join(f"{p['pointer']}: {p['message']}" for p in problems[:5]),
         request.url.path,
-        errors=problems,
+        extra={"errors": problems},
     )
 
 

@@ -184,7 +184,7 @@ def do_send_template(
         raise TemplateNotApprovedError(
             f"Template {name!r} ({language}) is {template.status.value}; only APPROVED templates "
             "can be sent",
-            status=template.status.value,
+            template_status=template.status.value,
         )
     definition = parse_template(
         template.name, template.language, template.category, template.components

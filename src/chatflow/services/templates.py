@@ -81,7 +81,7 @@ def do_review_template(
         raise TemplateStatusError(
             f"Template {template.id} is {template.status.value}; only PENDING templates are "
             "reviewed",
-            status=template.status.value,
+            template_status=template.status.value,
         )
     updated = replace(
         template,

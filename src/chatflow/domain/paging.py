@@ -38,7 +38,8 @@ def decode_cursor(kind: str, cursor: str, shape: Sequence[type]) -> list[CursorV
     """
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        raw = base64.b64decode(padded.encode(), altchars=b"-_", validate=True)
+        decoded = json.loads(raw)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursorError("The cursor is not one this API issued") from exc
     if (

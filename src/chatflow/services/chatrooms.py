@@ -226,7 +226,12 @@ def reopen(tx: Tx, chatroom: Chatroom, reason: str) -> tuple[Chatroom, outbox.Ev
             f"Chatroom {other.id} is already open for this contact on this channel",
             open_chatroom_id=other.id,
         )
-    store.update_chatroom(tx, chatroom.id, {"status": ChatroomStatus.OPEN.value, "closed_at": None})
+    # Reopening is activity: the idle time (R2) counts from now, not from before the close.
+    store.update_chatroom(
+        tx,
+        chatroom.id,
+        {"status": ChatroomStatus.OPEN.value, "closed_at": None, "last_activity_at": tx.now},
+    )
     reopened = reload(tx, chatroom)
     return reopened, (
         EventType.CHATROOM_REOPENED,
@@ -245,6 +250,9 @@ def do_mark_read(tx: Tx, actor: Actor, chatroom_id: str, agent_id: str | None) -
         )
     if reader != actor.agent_id and not actor.sees_whole_organization:
         raise PermissionDeniedError("Agents mark chatrooms read for themselves only")
+    if agent_id is not None and account_store.get_agent(tx, actor.org_id, agent_id) is None:
+        # An id that is not an agent of this organization is unknown here, as everywhere.
+        raise NotFoundError(f"No agent {agent_id}")
     if chatroom.participant(reader) is None:
         raise ChatroomStateError(
             f"Agent {reader} is not a participant of chatroom {chatroom.id}", agent_id=reader

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from tests.factories import Org, list_entries, quick_agent
+
 from chatflow.clock import ManualClock
 from chatflow.services.chatrooms import do_close_idle
-from tests.factories import Org, list_entries
 
 
 def _create(org: Org, contact: dict[str, Any], participants: list[str]) -> Any:
@@ -55,7 +56,7 @@ def test_creating_again_while_open_returns_the_same_chatroom_with_200_r2(org: Or
 
 
 def test_creating_again_while_open_leaves_participants_untouched_r2(org: Org) -> None:
-    other, _ = org.agent()
+    other, _ = quick_agent(org)
     contact = org.contact()
     first = org.chatroom(contact=contact, participants=[org.admin_id])
 
@@ -206,7 +207,7 @@ def test_idle_chatroom_closes_by_itself_while_an_active_one_stays_open_r2(
     org.customer_says(active["id"], "Still here")
     clock.advance(timedelta(minutes=11))
 
-    org.database.write_sync(lambda tx: do_close_idle(tx))
+    org.database.write_sync(do_close_idle)
 
     assert _get(org, idle["id"])["status"] == "closed"
     assert _get(org, active["id"])["status"] == "open"
@@ -216,13 +217,30 @@ def test_idle_chatroom_closes_by_itself_while_an_active_one_stays_open_r2(
     assert org.events(chatroom_id=active["id"], type="chatroom.closed") == []
 
 
+def test_a_reopened_chatroom_is_not_idle_closed_again_at_once_r2(
+    org: Org, clock: ManualClock
+) -> None:
+    org.api.ok("PATCH", "/v1/organization", {"idle_close_seconds": 3600})
+    chatroom = org.chatroom()
+    clock.advance(timedelta(minutes=61))
+    org.database.write_sync(do_close_idle)
+    assert _get(org, chatroom["id"])["status"] == "closed"
+
+    org.api.ok("POST", f"/v1/chatrooms/{chatroom['id']}/reopen")
+    clock.advance(timedelta(minutes=1))
+    org.database.write_sync(do_close_idle)
+
+    assert _get(org, chatroom["id"])["status"] == "open"
+    assert len(org.events(chatroom_id=chatroom["id"], type="chatroom.closed")) == 1
+
+
 def test_idle_close_is_off_without_the_organization_setting_r2(
     org: Org, clock: ManualClock
 ) -> None:
     chatroom = org.chatroom()
     clock.advance(timedelta(days=2))
 
-    org.database.write_sync(lambda tx: do_close_idle(tx))
+    org.database.write_sync(do_close_idle)
 
     assert _get(org, chatroom["id"])["status"] == "open"
 
@@ -243,7 +261,7 @@ def test_new_chatroom_keeps_the_customer_window_of_the_previous_one_r2(org: Org)
 
 
 def test_events_of_one_chatroom_are_numbered_from_1_without_gaps(org: Org) -> None:
-    agent, _ = org.agent()
+    agent, _ = quick_agent(org)
     chatroom = org.chatroom(participants=[org.admin_id])
     template = org.template()
     org.customer_says(chatroom["id"])

@@ -93,6 +93,19 @@ def test_customer_free_flow_message_hands_over_to_the_pending_agents_r8(org: Org
     assert ada_api.ok("GET", f"/v1/chatrooms/{chatroom['id']}")["id"] == chatroom["id"]
 
 
+def test_agents_who_join_at_handover_see_the_customer_message_as_unread_r8(org: Org) -> None:
+    ada, _ = quick_agent(org)
+    chatroom = _pending_room(org, ada["id"])
+
+    org.customer_says(chatroom["id"], "I need a human")
+
+    (entry,) = list_entries(org, ada["id"])
+    assert entry["agent_unread_count"] == 1
+    org.customer_says(chatroom["id"], "Hello?")
+    (entry,) = list_entries(org, ada["id"])
+    assert entry["agent_unread_count"] == 2
+
+
 def test_a_second_customer_message_does_not_assign_again_r8(org: Org) -> None:
     ada, _ = quick_agent(org)
     chatroom = _pending_room(org, ada["id"])

@@ -107,6 +107,9 @@ def test_reassign_to_nobody_discards_the_pending_assign_on_handover_r9(org: Org)
     reassigned = org.api.ok("POST", f"/v1/chatrooms/{chatroom['id']}/reassign", {"agent_ids": []})
 
     assert reassigned["pending_agent_ids"] == []
+    (unassigned,) = _events(org, chatroom["id"], "chatroom.unassigned")
+    assert unassigned["agent_ids"] == [ada["id"]]
+    assert unassigned["pending"] is True
     org.customer_says(chatroom["id"], "Hello?")
     assert _get(org, chatroom["id"])["participants"] == []
     assert list_entries(org, ada["id"]) == []

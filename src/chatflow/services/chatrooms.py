@@ -144,13 +144,15 @@ def _assigned(
 
 
 def join(
-    tx: Tx, chatroom: Chatroom, agent_ids: list[AgentId], reason: AssignReason
+    tx: Tx, chatroom: Chatroom, agent_ids: list[AgentId], reason: AssignReason, *, unread: int = 0
 ) -> outbox.EventSpec | None:
     """Agents join: they become participants with a fresh order key (R3), so the chatroom comes to
-    the top of their lists. Call inside the chatroom's (locked) transaction."""
+    the top of their lists. Call inside the chatroom's (locked) transaction. `unread`: how many
+    messages the joiners have not read yet (at handover, the customer's message that caused it).
+    """
     if not agent_ids:
         return None
-    store.insert_participants(tx, chatroom.id, agent_ids, tx.next_bump_key())
+    store.insert_participants(tx, chatroom.id, agent_ids, tx.next_bump_key(), unread=unread)
     return _assigned(chatroom.id, agent_ids, reason)
 
 
@@ -170,15 +172,29 @@ def do_reassign(tx: Tx, actor: Actor, chatroom_id: str, agent_ids: list[str]) ->
         specs.append(
             (
                 EventType.CHATROOM_UNASSIGNED,
-                {"chatroom_id": chatroom.id, "agent_ids": leaving, "reason": "reassign"},
+                {
+                    "chatroom_id": chatroom.id,
+                    "agent_ids": leaving,
+                    "reason": "reassign",
+                    "pending": False,
+                },
+            )
+        )
+    if discarded:
+        specs.append(
+            (
+                EventType.CHATROOM_UNASSIGNED,
+                {
+                    "chatroom_id": chatroom.id,
+                    "agent_ids": discarded,
+                    "reason": "reassign",
+                    "pending": True,
+                },
             )
         )
     joined = join(tx, chatroom, joining, AssignReason.REASSIGN)
     if joined is not None:
         specs.append(joined)
-    if discarded and not specs:
-        # Only a pending assignment was discarded: still a change worth an event.
-        specs.append(_assigned(chatroom.id, [], AssignReason.REASSIGN))
     outbox.record_chatroom(tx, actor.org_id, chatroom.id, specs)
     return reload(tx, chatroom)
 

@@ -221,7 +221,7 @@ def _hand_over(tx: Tx, chatroom: Chatroom) -> outbox.EventSpec | None:
     agents = account_store.get_agents(tx, chatroom.org_id, list(pending))
     members = {p.agent_id for p in chatroom.participants}
     joining = [AgentId(a) for a in pending if a in agents and agents[a].active and a not in members]
-    return chatroom_service.join(tx, chatroom, joining, AssignReason.HANDOVER)
+    return chatroom_service.join(tx, chatroom, joining, AssignReason.HANDOVER, unread=1)
 
 
 def _template_response(

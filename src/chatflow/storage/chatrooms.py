@@ -189,11 +189,6 @@ _BUMP_PARTICIPANTS = Query(
     .where(participants.c.chatroom_id == param("id"))
     .values(bump_key=param("bump_key"), unread_count=participants.c.unread_count + param("unread"))
 )
-_COUNT_UNREAD = Query(
-    participants.update()
-    .where(participants.c.chatroom_id == param("id"))
-    .values(unread_count=participants.c.unread_count + param("unread"))
-)
 _MARK_READ = Query(
     participants.update()
     .where(participants.c.chatroom_id == param("id"), participants.c.agent_id == param("agent_id"))
@@ -206,22 +201,20 @@ def bump_participants(tx: Tx, chatroom_id: str, bump_key: int, *, unread: int = 
     tx.run(_BUMP_PARTICIPANTS, {"id": chatroom_id, "bump_key": bump_key, "unread": unread})
 
 
-def count_unread(tx: Tx, chatroom_id: str, unread: int) -> None:
-    tx.run(_COUNT_UNREAD, {"id": chatroom_id, "unread": unread})
-
-
 def mark_read(tx: Tx, chatroom_id: str, agent_id: str) -> None:
     tx.run(_MARK_READ, {"id": chatroom_id, "agent_id": agent_id, "now": tx.now})
 
 
-def insert_participants(tx: Tx, chatroom_id: str, agent_ids: Iterable[str], bump_key: int) -> None:
+def insert_participants(
+    tx: Tx, chatroom_id: str, agent_ids: Iterable[str], bump_key: int, *, unread: int = 0
+) -> None:
     rows = [
         {
             "chatroom_id": chatroom_id,
             "agent_id": agent_id,
             "joined_at": tx.now,
             "bump_key": bump_key,
-            "unread_count": 0,
+            "unread_count": unread,
             "last_read_at": None,
         }
         for agent_id in agent_ids

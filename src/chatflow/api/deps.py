@@ -27,7 +27,9 @@ class Runtime:
     authenticator: Authenticator
 
 
-def runtime(request: Request) -> Runtime:
+# Every dependency is `async def`: FastAPI runs plain functions in a thread pool, a thread hop
+# per request per dependency.
+async def runtime(request: Request) -> Runtime:
     return request.app.state.runtime  # type: ignore[no-any-return]
 
 
@@ -40,11 +42,12 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def current_actor(request: Request) -> Actor:
-    return await runtime(request).authenticator.authenticate(bearer_token(request))
+    runtime: Runtime = request.app.state.runtime
+    return await runtime.authenticator.authenticate(bearer_token(request))
 
 
-def database(request: Request) -> Database:
-    return runtime(request).database
+async def database(request: Request) -> Database:
+    return request.app.state.runtime.database  # type: ignore[no-any-return]
 
 
 CurrentActor = Annotated[Actor, Depends(current_actor)]

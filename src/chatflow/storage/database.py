@@ -1,40 +1,44 @@
-"""The database: engines, transactions, and the threads that run them.
+"""The database: engines, transactions, and where they run.
 
-Every use case is a synchronous function of a `Tx` that runs whole inside one transaction, in a
-worker thread; the event loop awaits its result. On SQLite one writer thread runs write
-transactions in small batches (group commit): each job gets a SAVEPOINT, so a failing job rolls
-back alone while the others commit together with one fsync. On PostgreSQL each write runs in its own
-transaction on a pooled connection and is retried on serialization failures, deadlocks and unique
-races. Reads run on a small pool of read-only transactions.
+Every use case is a synchronous function of a `Tx` that runs whole inside one transaction.
+
+- **SQLite** has one writer, and its statements take microseconds, so write jobs run right on the
+  event loop, with no thread hop, each in its own SAVEPOINT inside a shared transaction: a job
+  that fails rolls back alone. The transaction commits as soon as the loop has run the jobs that
+  were ready (group commit): the COMMIT and its fsync run on a thread, jobs arriving meanwhile
+  wait and go into the next transaction, and every job's caller resumes only once its transaction
+  has committed. BEGIN IMMEDIATE also runs on a thread, since another process (a worker) may hold
+  the write lock. Reads run on the loop too, on their own connection: WAL never blocks them.
+- **PostgreSQL** runs each write in its own transaction on a pooled connection, on a thread, and
+  retries it on serialization failures, deadlocks and unique races; reads run on threads too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, CursorResult, Engine
+from sqlalchemy.engine import Connection, CursorResult, Engine, RootTransaction
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from chatflow.clock import Clock, to_millis
 from chatflow.domain.models import Event
-from chatflow.storage.sql import Query
+from chatflow.storage.sql import Query, Rows
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-_BATCH_LIMIT = 64
 _PG_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 _PG_ATTEMPTS = 4
+
+Hooks = list[Callable[[], None]]
 
 
 class Tx:
@@ -58,7 +62,7 @@ class Tx:
     def dialect(self) -> str:
         return self._database.dialect
 
-    def run(self, query: Query, params: dict[str, Any] | None = None) -> CursorResult[Any]:
+    def run(self, query: Query, params: dict[str, Any] | None = None) -> Rows:
         return query.run(self.conn, params)
 
     def run_many(self, query: Query, rows: list[dict[str, Any]]) -> None:
@@ -75,18 +79,6 @@ class Tx:
         self._after_commit.append(callback)
 
 
-@dataclass
-class _Job:
-    work: Callable[[Tx], Any]
-    loop: asyncio.AbstractEventLoop | None
-    future: asyncio.Future[Any] | None
-    done: threading.Event | None = None
-    result: Any = None
-    error: BaseException | None = None
-    tx: Tx | None = None
-    hooks: list[Callable[[], None]] = field(default_factory=list)
-
-
 CommitListener = Callable[[list[Event]], None]
 
 
@@ -99,11 +91,12 @@ class Database:
         self._bump_lock = threading.Lock()
         self._last_bump_key = 0
         self._started = False
+        self._sqlite: _SqliteWriter | None = None
+        self._loop_reader: Connection | None = None
+        self._loop_reader_thread: int | None = None
         if self.dialect == "sqlite":
             self._writer_engine = _sqlite_engine(url, writer=True)
             self._reader_engine = _sqlite_engine(url, writer=False)
-            self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-            self._writer_thread: threading.Thread | None = None
             self._write_pool: ThreadPoolExecutor | None = None
         elif self.dialect == "postgresql":
             engine = sa.create_engine(
@@ -130,16 +123,15 @@ class Database:
             found = conn.execute(sa.text("SELECT max(bump_key) FROM chatrooms")).scalar()
         self._last_bump_key = max(self._last_bump_key, int(found or 0))
         if self.dialect == "sqlite":
-            self._writer_thread = threading.Thread(
-                target=self._sqlite_writer, name="db-writer", daemon=True
-            )
-            self._writer_thread.start()
+            self._sqlite = _SqliteWriter(self, self._writer_engine.connect())
 
     def close(self) -> None:
-        if self.dialect == "sqlite" and self._writer_thread is not None:
-            self._queue.put(None)
-            self._writer_thread.join()
-            self._writer_thread = None
+        if self._sqlite is not None:
+            self._sqlite.close()
+            self._sqlite = None
+        if self._loop_reader is not None:
+            self._loop_reader.close()
+            self._loop_reader = None
         if self._write_pool is not None:
             self._write_pool.shutdown(wait=True)
         self._read_pool.shutdown(wait=True)
@@ -165,38 +157,38 @@ class Database:
     # -- running work -----------------------------------------------------------------------
 
     async def write(self, work: Callable[[Tx], T]) -> T:
-        loop = asyncio.get_running_loop()
-        if self.dialect == "sqlite":
-            future: asyncio.Future[Any] = loop.create_future()
-            self._queue.put(_Job(work, loop, future))
-            result, hooks, events = await future
+        if self._sqlite is not None:
+            result, hooks, events = await self._sqlite.write(work)
         else:
-            assert self._write_pool is not None
+            loop = asyncio.get_running_loop()
             result, hooks, events = await loop.run_in_executor(
-                self._write_pool, self._postgres_write, work
+                self._write_pool, self._pooled_write, work
             )
         self._after_commit(hooks, events)
-        return result  # type: ignore[no-any-return]
+        return result
 
     def write_sync(self, work: Callable[[Tx], T]) -> T:
         """Run a write from a thread with no event loop (the CLI, start-up, tests)."""
         if self.dialect == "sqlite":
-            done = threading.Event()
-            job = _Job(work, None, None, done=done)
-            if self._writer_thread is None:
-                self._run_sqlite_batch([job])
+            if self._sqlite is not None:
+                result, hooks, events = self._sqlite.write_sync(work)
             else:
-                self._queue.put(job)
-                done.wait()
-            if job.error is not None:
-                raise job.error
-            result, hooks, events = job.result
+                with self._writer_engine.connect() as conn:
+                    result, hooks, events = _transaction(self, conn, work)
         else:
-            result, hooks, events = self._postgres_write(work)
+            result, hooks, events = self._pooled_write(work)
         self._after_commit(hooks, events)
-        return result  # type: ignore[no-any-return]
+        return result
 
     async def read(self, work: Callable[[Tx], T]) -> T:
+        if self.dialect == "sqlite" and self._started:
+            # On the loop: a WAL read takes microseconds and never waits for the writer.
+            if self._loop_reader is None:
+                self._loop_reader = self._reader_engine.connect()
+                self._loop_reader_thread = threading.get_ident()
+            if self._loop_reader_thread == threading.get_ident():
+                with self._loop_reader.begin():
+                    return work(Tx(self, self._loop_reader, to_millis(self.clock.now()), False))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_pool, self.read_sync, work)
 
@@ -204,7 +196,7 @@ class Database:
         with self._reader_engine.connect() as conn, conn.begin():
             return work(Tx(self, conn, to_millis(self.clock.now()), writable=False))
 
-    def _after_commit(self, hooks: list[Callable[[], None]], events: list[Event]) -> None:
+    def _after_commit(self, hooks: Hooks, events: list[Event]) -> None:
         for hook in hooks:
             hook()
         if events:
@@ -216,15 +208,11 @@ class Database:
 
     # -- PostgreSQL -------------------------------------------------------------------------
 
-    def _postgres_write(
-        self, work: Callable[[Tx], T]
-    ) -> tuple[T, list[Callable[[], None]], list[Event]]:
+    def _pooled_write(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
         for attempt in range(1, _PG_ATTEMPTS + 1):
             try:
-                with self._writer_engine.connect() as conn, conn.begin():
-                    tx = Tx(self, conn, to_millis(self.clock.now()), writable=True)
-                    result = work(tx)
-                return result, tx._after_commit, tx.events
+                with self._writer_engine.connect() as conn:
+                    return _transaction(self, conn, work)
             except DBAPIError as exc:
                 sqlstate = getattr(exc.orig, "sqlstate", None)
                 if sqlstate not in _PG_RETRYABLE_SQLSTATES or attempt == _PG_ATTEMPTS:
@@ -232,73 +220,128 @@ class Database:
                 log.info("Retrying a write after %s (attempt %d)", sqlstate, attempt)
         raise AssertionError("unreachable")
 
-    # -- SQLite -----------------------------------------------------------------------------
 
-    def _sqlite_writer(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < _BATCH_LIMIT:
-                try:
-                    job = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if job is None:
-                    self._queue.put(None)
-                    break
-                batch.append(job)
-            self._run_sqlite_batch(batch)
+def _transaction(
+    database: Database, conn: Connection, work: Callable[[Tx], T]
+) -> tuple[T, Hooks, list[Event]]:
+    with conn.begin():
+        tx = Tx(database, conn, to_millis(database.clock.now()), writable=True)
+        result = work(tx)
+    return result, tx._after_commit, tx.events
 
-    def _run_sqlite_batch(self, batch: list[_Job]) -> None:
+
+class _SqliteWriter:
+    """Group commit on the event loop (see the module's docstring).
+
+    `_owner` guards the one writer connection: the loop holds it from BEGIN to COMMIT, and
+    `write_sync` (another thread) takes it for a transaction of its own in between.
+    """
+
+    def __init__(self, database: Database, conn: Connection) -> None:
+        self._database = database
+        self._conn = conn
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        self._driver = driver
+        self._owner = threading.Lock()
+        self._transaction: RootTransaction | None = None
+        self._turn: asyncio.Future[None] | None = None
+        """Set while BEGIN or COMMIT runs on a thread: new jobs wait for it."""
+        self._committed: asyncio.Future[None] | None = None
+        """What the jobs of the open transaction wait for."""
+        self._commit_scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+        loop = asyncio.get_running_loop()
+        while self._transaction is None or self._turn is not None:
+            if self._turn is None:
+                self._turn = loop.create_future()
+                await self._begin(loop)
+            else:
+                await asyncio.shield(self._turn)
+        assert self._committed is not None
+        committed = self._committed
+        tx = Tx(self._database, self._conn, to_millis(self._database.clock.now()), True)
+        self._driver.execute("SAVEPOINT job")
         try:
-            with self._writer_engine.connect() as conn:
-                with conn.begin():
-                    for job in batch:
-                        savepoint = conn.begin_nested()
-                        tx = Tx(self, conn, to_millis(self.clock.now()), writable=True)
-                        try:
-                            job.result = job.work(tx)
-                        except BaseException as exc:
-                            savepoint.rollback()
-                            job.error = exc
-                        else:
-                            savepoint.commit()
-                            job.tx = tx
-                for job in batch:
-                    if job.error is None and job.tx is not None:
-                        job.result = (job.result, job.tx._after_commit, job.tx.events)
+            result = work(tx)
+        except BaseException:
+            self._driver.execute("ROLLBACK TO SAVEPOINT job")
+            self._driver.execute("RELEASE SAVEPOINT job")
+            self._schedule_commit(loop)
+            raise
+        self._driver.execute("RELEASE SAVEPOINT job")
+        self._schedule_commit(loop)
+        await asyncio.shield(committed)
+        return result, tx._after_commit, tx.events
+
+    async def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        turn = self._turn
+        assert turn is not None
+        try:
+            self._transaction = await loop.run_in_executor(None, self._begin_on_thread)
+            self._committed = loop.create_future()
+        finally:
+            self._turn = None
+            turn.set_result(None)
+
+    def _begin_on_thread(self) -> RootTransaction:
+        self._owner.acquire()
+        try:
+            return self._conn.begin()
+        except BaseException:
+            self._owner.release()
+            raise
+
+    def _schedule_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._commit_scheduled:
+            self._commit_scheduled = True
+            # After the callbacks already ready: requests the loop is about to resume join this
+            # transaction.
+            loop.call_soon(self._start_commit, loop)
+
+    def _start_commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._commit(loop))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
+        transaction, committed = self._transaction, self._committed
+        assert transaction is not None and committed is not None
+        self._turn = loop.create_future()
+        try:
+            await loop.run_in_executor(None, self._commit_on_thread, transaction)
         except BaseException as exc:
-            # The commit itself failed: nothing of this batch is stored.
-            for job in batch:
-                if job.error is None:
-                    job.error = exc
-        for job in batch:
-            _resolve(job)
+            # The commit itself failed: nothing of this transaction is stored.
+            committed.set_exception(exc)
+            committed.exception()  # retrieved: each waiting job raises it
+        else:
+            committed.set_result(None)
+        finally:
+            self._transaction = None
+            self._committed = None
+            self._commit_scheduled = False
+            turn, self._turn = self._turn, None
+            turn.set_result(None)
 
+    def _commit_on_thread(self, transaction: RootTransaction) -> None:
+        try:
+            transaction.commit()
+        except BaseException:
+            if transaction.is_active:
+                transaction.rollback()
+            raise
+        finally:
+            self._owner.release()
 
-def _resolve(job: _Job) -> None:
-    if job.done is not None:
-        job.done.set()
-        return
-    assert job.loop is not None and job.future is not None
-    future = job.future
-    if job.error is not None:
-        error = job.error
-        job.loop.call_soon_threadsafe(_set_exception, future, error)
-    else:
-        job.loop.call_soon_threadsafe(_set_result, future, job.result)
+    def write_sync(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+        with self._owner:
+            return _transaction(self._database, self._conn, work)
 
-
-def _set_result(future: asyncio.Future[Any], value: Any) -> None:
-    if not future.done():
-        future.set_result(value)
-
-
-def _set_exception(future: asyncio.Future[Any], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+    def close(self) -> None:
+        with self._owner:
+            self._conn.close()
 
 
 def _psycopg_url(url: str) -> sa.URL:

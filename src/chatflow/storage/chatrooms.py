@@ -19,7 +19,7 @@ from chatflow.domain.models import (
     Participant,
 )
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import Query, param
+from chatflow.storage.sql import InQuery, Query, param
 from chatflow.storage.tables import chatrooms, participants, pending_assignments
 
 
@@ -103,23 +103,31 @@ def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) 
     return _chatroom(row, members, pending)
 
 
+_MEMBERS_OF = InQuery(
+    lambda ids: (
+        sa.select(participants)
+        .where(participants.c.chatroom_id.in_(ids))
+        .order_by(participants.c.joined_at, participants.c.agent_id)
+    )
+)
+_PENDING_OF = InQuery(
+    lambda ids: (
+        sa.select(pending_assignments)
+        .where(pending_assignments.c.chatroom_id.in_(ids))
+        .order_by(pending_assignments.c.agent_id)
+    )
+)
+
+
 def _with_members(tx: Tx, rows: Sequence[Any]) -> list[Chatroom]:
     if not rows:
         return []
     ids = [r.id for r in rows]
     members: dict[str, list[Participant]] = {i: [] for i in ids}
-    for r in tx.execute(
-        sa.select(participants)
-        .where(participants.c.chatroom_id.in_(ids))
-        .order_by(participants.c.joined_at, participants.c.agent_id)
-    ):
+    for r in _MEMBERS_OF.run(tx.conn, ids):
         members[r.chatroom_id].append(_participant(r))
     pending: dict[str, list[AgentId]] = {i: [] for i in ids}
-    for r in tx.execute(
-        sa.select(pending_assignments)
-        .where(pending_assignments.c.chatroom_id.in_(ids))
-        .order_by(pending_assignments.c.agent_id)
-    ):
+    for r in _PENDING_OF.run(tx.conn, ids):
         pending[r.chatroom_id].append(AgentId(r.agent_id))
     return [_chatroom(r, tuple(members[r.id]), tuple(pending[r.id])) for r in rows]
 

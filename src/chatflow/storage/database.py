@@ -92,6 +92,7 @@ class Database:
         self._last_bump_key = 0
         self._started = False
         self._sqlite: _SqliteWriter | None = None
+        self._checkpointer: _Checkpointer
         self._loop_reader: Connection | None = None
         self._loop_reader_thread: int | None = None
         if self.dialect == "sqlite":
@@ -124,11 +125,13 @@ class Database:
         self._last_bump_key = max(self._last_bump_key, int(found or 0))
         if self.dialect == "sqlite":
             self._sqlite = _SqliteWriter(self, self._writer_engine.connect())
+            self._checkpointer = _Checkpointer(self._reader_engine)
 
     def close(self) -> None:
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None
+            self._checkpointer.stop()
         if self._loop_reader is not None:
             self._loop_reader.close()
             self._loop_reader = None
@@ -344,6 +347,37 @@ class _SqliteWriter:
             self._conn.close()
 
 
+class _Checkpointer:
+    """Copies the WAL into the database file in the background (a PASSIVE checkpoint).
+
+    The writer connection does not checkpoint (`wal_autocheckpoint=0`): done at commit, as SQLite
+    does by default, a checkpoint and its fsync would stall the commit, and every request waiting
+    for it, for tens of milliseconds. A PASSIVE checkpoint never blocks the writer or readers.
+    """
+
+    INTERVAL_SECONDS = 0.5
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="db-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._engine.connect() as conn:
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            while not self._stopping.wait(self.INTERVAL_SECONDS):
+                try:
+                    driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except Exception:
+                    log.exception("A WAL checkpoint failed; the next one tries again")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+
 def _psycopg_url(url: str) -> sa.URL:
     parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
@@ -373,6 +407,8 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         cursor.execute("PRAGMA busy_timeout=30000")
         # FULL: a commit survives power loss; group commit keeps its fsync cheap per request.
         cursor.execute("PRAGMA synchronous=FULL")
+        if writer:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
         cursor.close()
 
     @event.listens_for(engine, "begin")

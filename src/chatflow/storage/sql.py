@@ -108,5 +108,28 @@ class Query:
             cursor.close()
 
 
+class InQuery:
+    """A `Query` with one IN list, compiled once per dialect and list length.
+
+    `build` makes the statement from the list's bind parameters.
+    """
+
+    __slots__ = ("_build", "_by_length")
+
+    def __init__(self, build: Callable[[list[sa.BindParameter[Any]]], Executable]) -> None:
+        self._build = build
+        self._by_length: dict[int, Query] = {}
+
+    def run(
+        self, conn: Connection, values: Sequence[Any], params: Mapping[str, Any] | None = None
+    ) -> Rows:
+        query = self._by_length.get(len(values))
+        if query is None:
+            query = Query(self._build([sa.bindparam(f"in_{i}") for i in range(len(values))]))
+            self._by_length[len(values)] = query
+        bound = {f"in_{i}": value for i, value in enumerate(values)}
+        return query.run(conn, {**bound, **params} if params else bound)
+
+
 def param(name: str) -> sa.BindParameter[Any]:
     return sa.bindparam(name)

@@ -101,7 +101,7 @@ class Database:
             self._write_pool: ThreadPoolExecutor | None = None
         elif self.dialect == "postgresql":
             engine = sa.create_engine(
-                _psycopg_url(url), pool_size=pool_size, max_overflow=0, pool_pre_ping=False
+                driver_url(url), pool_size=pool_size, max_overflow=0, pool_pre_ping=False
             )
             self._writer_engine = engine
             self._reader_engine = engine
@@ -378,7 +378,7 @@ class _Checkpointer:
         self._thread.join()
 
 
-def _psycopg_url(url: str) -> sa.URL:
+def driver_url(url: str) -> sa.URL:
     parsed = sa.make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")

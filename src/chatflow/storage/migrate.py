@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from chatflow.storage.database import _psycopg_url
+from chatflow.storage.database import driver_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -17,7 +17,7 @@ def alembic_config(url: str) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     rendered = url
     if url.startswith(("postgresql://", "postgres://")):
-        rendered = _psycopg_url(url).render_as_string(hide_password=False)
+        rendered = driver_url(url).render_as_string(hide_password=False)
     config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
     return config
 

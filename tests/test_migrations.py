@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-
-import sqlalchemy as sa
 
 from chatflow.storage.database import Database, driver_url
 from chatflow.storage.tables import metadata

@@ -1,10 +1,13 @@
-"""The baseline: a bare Starlette app whose POST inserts one row with the stdlib `sqlite3` module.
+"""The baselines: a bare Starlette app whose POST inserts one row with the stdlib `sqlite3` module,
+and a FastAPI hello world.
 
-It is what "the fastest honest Python web app with a database" looks like on this stack, served
-by the same uvicorn settings as `chatflow serve` (uvloop, httptools, no access log), so the ratio
-chatflow / baseline measures what the product's own code costs on top of the HTTP stack.
+The Starlette app is what "the fastest honest Python web app with a database" looks like on this
+stack, served by the same uvicorn settings as `chatflow serve` (uvloop, httptools, no access log),
+so the ratio chatflow / baseline measures what the product costs on top of the HTTP stack. The
+FastAPI hello world (no database) shows the framework's own ceiling on the same machine.
 
     python -m bench.baseline --port 8100 --database /tmp/baseline.db
+    python -m bench.baseline --port 8101 --app fastapi-hello
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -43,22 +47,41 @@ def create_app(database: str) -> Starlette:
     async def hello(_: Request) -> JSONResponse:
         return JSONResponse({"hello": "world"})
 
-    return Starlette(
-        routes=[Route("/messages", insert, methods=["POST"]), Route("/hello", hello)]
-    )
+    return Starlette(routes=[Route("/messages", insert, methods=["POST"]), Route("/hello", hello)])
+
+
+def create_fastapi_hello() -> Any:
+    from fastapi import FastAPI
+
+    app = FastAPI()
+
+    @app.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    return app
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--database", required=True, help="SQLite file (created if missing)")
+    parser.add_argument(
+        "--app", choices=["starlette-sqlite", "fastapi-hello"], default="starlette-sqlite"
+    )
+    parser.add_argument("--database", help="SQLite file (created if missing); starlette-sqlite")
     args = parser.parse_args(argv)
     import uvicorn
 
-    print("baseline: serving", flush=True)
+    if args.app == "fastapi-hello":
+        app = create_fastapi_hello()
+    elif args.database is None:
+        parser.error("--database is needed for the starlette-sqlite app")
+    else:
+        app = create_app(args.database)
+    print(f"baseline: serving {args.app}", flush=True)
     uvicorn.run(
-        create_app(args.database),
+        app,
         host=args.host,
         port=args.port,
         log_level="warning",

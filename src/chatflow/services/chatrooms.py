@@ -16,10 +16,13 @@ from chatflow.domain.models import (
     Agent,
     AgentId,
     AssignReason,
+    ChannelId,
     Chatroom,
     ChatroomId,
     ChatroomListItem,
     ChatroomStatus,
+    ContactId,
+    OrganizationId,
 )
 from chatflow.domain.paging import Page, decode_cursor, page_of
 from chatflow.events import outbox
@@ -101,23 +104,16 @@ def do_create_chatroom(
         check_sees_chatroom(actor, existing)
         return existing, False
     previous = store.find_latest_chatroom(tx, contact.id, channel.id)
-    key = tx.next_bump_key()
-    chatroom = Chatroom(
-        id=ChatroomId(new_id("cr")),
-        org_id=actor.org_id,
-        contact_id=contact.id,
-        channel_id=channel.id,
-        status=ChatroomStatus.OPEN,
-        created_at=tx.now,
-        closed_at=None,
-        last_activity_at=tx.now,
-        bump_key=key,
-        # The customer-service window belongs to the customer and the channel, not to one
-        # chatroom: a new chatroom keeps the window the last one had.
+    # The customer-service window belongs to the customer and the channel, not to one chatroom:
+    # a new chatroom keeps the window the last one had.
+    chatroom = insert_new(
+        tx,
+        actor.org_id,
+        contact.id,
+        channel.id,
         window_expires_at=None if previous is None else previous.window_expires_at,
-        event_seq=0,
     )
-    store.insert_chatroom(tx, chatroom)
+    key = chatroom.bump_key
     agent_ids = [a.id for a in agents]
     if assign_on_handover:
         store.insert_pending(tx, chatroom.id, agent_ids)
@@ -132,6 +128,45 @@ def do_create_chatroom(
         specs.append(_assigned(chatroom.id, agent_ids, AssignReason.CREATED))
     events = outbox.record_chatroom(tx, actor.org_id, chatroom.id, specs)
     return replace(chatroom, event_seq=events[-1].seq or 0), True
+
+
+def insert_new(
+    tx: Tx,
+    org_id: OrganizationId,
+    contact_id: ContactId,
+    channel_id: ChannelId,
+    *,
+    window_expires_at: int | None,
+) -> Chatroom:
+    """Store a new open chatroom, at the top of the order (its key is fresh), with no agents."""
+    chatroom = Chatroom(
+        id=ChatroomId(new_id("cr")),
+        org_id=org_id,
+        contact_id=contact_id,
+        channel_id=channel_id,
+        status=ChatroomStatus.OPEN,
+        created_at=tx.now,
+        closed_at=None,
+        last_activity_at=tx.now,
+        bump_key=tx.next_bump_key(),
+        window_expires_at=window_expires_at,
+        event_seq=0,
+    )
+    store.insert_chatroom(tx, chatroom)
+    return chatroom
+
+
+def bumped(chatroom: Chatroom, key: int, cause: str) -> outbox.EventSpec:
+    """`chatroom.bumped`: every participant's order key is now `key` (R3)."""
+    return (
+        EventType.CHATROOM_BUMPED,
+        {
+            "chatroom_id": chatroom.id,
+            "agent_ids": [p.agent_id for p in chatroom.participants],
+            "bump_key": key,
+            "cause": cause,
+        },
+    )
 
 
 def _assigned(

@@ -126,17 +126,7 @@ def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
     if decision.bumps:
         key = tx.next_bump_key()
         chatroom_store.bump_participants(tx, chatroom.id, key, unread=1)
-        specs.append(
-            (
-                EventType.CHATROOM_BUMPED,
-                {
-                    "chatroom_id": chatroom.id,
-                    "agent_ids": [p.agent_id for p in chatroom.participants],
-                    "bump_key": key,
-                    "cause": "message",
-                },
-            )
-        )
+        specs.append(chatroom_service.bumped(chatroom, key, "message"))
     if decision.hands_over:
         joined = _hand_over(tx, chatroom)
         if joined is not None:
@@ -172,20 +162,9 @@ def _chatroom_for(tx: Tx, inbound: InboundMessage) -> tuple[Chatroom, list[outbo
 
 def _new_chatroom(tx: Tx, inbound: InboundMessage) -> tuple[Chatroom, list[outbox.EventSpec]]:
     """A customer who writes first gets a chatroom with no agents yet: admins see it."""
-    chatroom = Chatroom(
-        id=ChatroomId(new_id("cr")),
-        org_id=inbound.channel.org_id,
-        contact_id=inbound.contact.id,
-        channel_id=inbound.channel.id,
-        status=ChatroomStatus.OPEN,
-        created_at=tx.now,
-        closed_at=None,
-        last_activity_at=tx.now,
-        bump_key=tx.next_bump_key(),
-        window_expires_at=None,
-        event_seq=0,
+    chatroom = chatroom_service.insert_new(
+        tx, inbound.channel.org_id, inbound.contact.id, inbound.channel.id, window_expires_at=None
     )
-    chatroom_store.insert_chatroom(tx, chatroom)
     return chatroom, [(EventType.CHATROOM_CREATED, {"chatroom": dump(ChatroomRead.of(chatroom))})]
 
 

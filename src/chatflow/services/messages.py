@@ -39,7 +39,7 @@ from chatflow.domain.templates import (
 from chatflow.events import outbox
 from chatflow.events.types import EventType
 from chatflow.ids import new_id
-from chatflow.services.chatrooms import access_chatroom, check_agents
+from chatflow.services.chatrooms import access_chatroom, bumped, check_agents
 from chatflow.services.contacts import access_contact
 from chatflow.storage import channels as channel_store
 from chatflow.storage import chatrooms as chatroom_store
@@ -108,21 +108,9 @@ def _commit_outbound(
         (EventType.MESSAGE_CREATED, {"message": dump(MessageRead.of(message))})
     ]
     if bumps:
-        specs.append(_bumped(chatroom, key, "message"))
+        specs.append(bumped(chatroom, key, "message"))
     last_seq = chatroom_store.touch_chatroom(tx, chatroom.id, bump_key=key, events=len(specs))
     outbox.record_chatroom(tx, chatroom.org_id, chatroom.id, specs, last_seq=last_seq)
-
-
-def _bumped(chatroom: Chatroom, key: int, cause: str) -> outbox.EventSpec:
-    return (
-        EventType.CHATROOM_BUMPED,
-        {
-            "chatroom_id": chatroom.id,
-            "agent_ids": [p.agent_id for p in chatroom.participants],
-            "bump_key": key,
-            "cause": cause,
-        },
-    )
 
 
 def do_send_message(

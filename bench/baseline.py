@@ -2,7 +2,8 @@
 and a FastAPI hello world.
 
 The Starlette app is what "the fastest honest Python web app with a database" looks like on this
-stack, served by the same uvicorn settings as `chatflow serve` (uvloop, httptools, no access log),
+stack, served by uvicorn with httptools and no access log like `chatflow serve`, on uvloop (the
+fastest loop; chatflow itself runs on asyncio's loop, which is fairer under load),
 so the ratio chatflow / baseline measures what the product costs on top of the HTTP stack. The
 FastAPI hello world (no database) shows the framework's own ceiling on the same machine.
 

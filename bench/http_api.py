@@ -673,7 +673,8 @@ def print_report(
         "wrk, 1 thread, one keep-alive connection per concurrency slot"
     )
     print(f"baseline: bare Starlette + stdlib sqlite3 ({SQLITE_SETTINGS}), same uvicorn settings")
-    print("(uvicorn with uvloop + httptools, no access log, for every server measured)")
+    print("(uvicorn + httptools, no access log, for every server measured; the baselines run on")
+    print(" uvloop, chatflow serve on asyncio's loop)")
     print("CPU columns: % of one core during the point (srv = server process, gen = wrk, other =")
     print("everything else on the machine, PostgreSQL included)")
     alone = [p for p in bench.points if p.backend == "baseline"]

@@ -104,7 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=args.log_level,
         access_log=args.access_log,
-        loop="uvloop",
+        # asyncio's own loop, not uvloop: at the same throughput, uvloop let some connections
+        # starve under load (list pages at concurrency 64: p99 800 ms against 48 ms).
+        loop="asyncio",
         http="httptools",
     )
     return 0

@@ -38,7 +38,7 @@ def test_readme_tour_runs_end_to_end_r1_r4_r5_r6_r9(tmp_path: Path) -> None:
             "--port",
             str(port),
             "--database-url",
-            f"sqlite:///{tmp_path / 'tour.db'}",
+            f"sqlite:///{tmp_path / 'data' / 'tour.db'}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -385,10 +385,16 @@ def driver_url(url: str) -> sa.URL:
     return parsed
 
 
-def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+def ensure_sqlite_directory(url: str) -> None:
+    """A SQLite file's folder is made on first use (the default is ./data/chatflow.db)."""
     parsed = sa.make_url(url)
-    if parsed.database and parsed.database != ":memory:":
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_engine(url: str, *, writer: bool) -> Engine:
+    ensure_sqlite_directory(url)
+    parsed = sa.make_url(url)
     engine = sa.create_engine(
         parsed,
         pool_size=1 if writer else 4,

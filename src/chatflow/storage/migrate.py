@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from chatflow.storage.database import driver_url
+from chatflow.storage.database import driver_url, ensure_sqlite_directory
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -23,4 +23,5 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    ensure_sqlite_directory(url)
     command.upgrade(alembic_config(url), revision)

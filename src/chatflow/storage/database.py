@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -237,7 +237,9 @@ class _SqliteWriter:
     """Group commit on the event loop (see the module's docstring).
 
     `_owner` guards the one writer connection: the loop holds it from BEGIN to COMMIT, and
-    `write_sync` (another thread) takes it for a transaction of its own in between.
+    `write_sync` (another thread) takes it for a transaction of its own in between. BEGIN and
+    COMMIT run as tasks that no caller can cancel, so a request cancelled while it waits never
+    leaves a transaction open, or the lock held, with nobody to finish it.
     """
 
     def __init__(self, database: Database, conn: Connection) -> None:
@@ -248,46 +250,70 @@ class _SqliteWriter:
         self._driver = driver
         self._owner = threading.Lock()
         self._transaction: RootTransaction | None = None
-        self._turn: asyncio.Future[None] | None = None
-        """Set while BEGIN or COMMIT runs on a thread: new jobs wait for it."""
         self._committed: asyncio.Future[None] | None = None
         """What the jobs of the open transaction wait for."""
-        self._commit_scheduled = False
+        self._generation = 0
+        """Counts transactions, so a commit scheduled for one never touches the next."""
+        self._commit_scheduled_for = -1
+        self._turn: asyncio.Future[None] | None = None
+        """Set while BEGIN or COMMIT runs on a thread: new jobs wait for it."""
+        self._waiting = 0
+        """Callers waiting for a transaction to run their job in."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def write(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
         loop = asyncio.get_running_loop()
-        while self._transaction is None or self._turn is not None:
-            if self._turn is None:
-                self._turn = loop.create_future()
-                await self._begin(loop)
-            else:
+        self._waiting += 1
+        try:
+            while self._transaction is None or self._turn is not None:
+                if self._turn is None:
+                    self._turn = self._spawn(loop, self._begin(loop))
                 await asyncio.shield(self._turn)
-        assert self._committed is not None
+        except BaseException:
+            # Cancelled (or BEGIN failed): if nobody else will run a job in an open
+            # transaction, commit it, so the write lock is not held by an idle transaction.
+            if self._waiting == 1 and self._transaction is not None and self._turn is None:
+                self._schedule_commit(loop)
+            raise
+        finally:
+            self._waiting -= 1
         committed = self._committed
+        assert committed is not None
         tx = Tx(self._database, self._conn, to_millis(self._database.clock.now()), True)
         self._driver.execute("SAVEPOINT job")
         try:
             result = work(tx)
-        except BaseException:
-            self._driver.execute("ROLLBACK TO SAVEPOINT job")
-            self._driver.execute("RELEASE SAVEPOINT job")
-            self._schedule_commit(loop)
+        except BaseException as exc:
+            if self._rolled_back_job():
+                self._schedule_commit(loop)
+            else:
+                self._abort(exc)
             raise
         self._driver.execute("RELEASE SAVEPOINT job")
         self._schedule_commit(loop)
         await asyncio.shield(committed)
         return result, tx._after_commit, tx.events
 
+    def _spawn(
+        self, loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]
+    ) -> asyncio.Task[None]:
+        task = loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
-        turn = self._turn
-        assert turn is not None
         try:
             self._transaction = await loop.run_in_executor(None, self._begin_on_thread)
             self._committed = loop.create_future()
+            self._generation += 1
+            if self._waiting == 0:
+                # Every caller that waited for this BEGIN has gone: commit the empty
+                # transaction, so the write lock is never held by an idle one. (A caller still
+                # waiting runs its job first and schedules the commit after it.)
+                self._schedule_commit(loop)
         finally:
             self._turn = None
-            turn.set_result(None)
 
     def _begin_on_thread(self) -> RootTransaction:
         self._owner.acquire()
@@ -297,35 +323,60 @@ class _SqliteWriter:
             self._owner.release()
             raise
 
+    def _rolled_back_job(self) -> bool:
+        """Undo the failed job's savepoint; False when SQLite has already rolled back the whole
+        transaction (a full disk, an I/O error), taking the other jobs of the group with it."""
+        try:
+            self._driver.execute("ROLLBACK TO SAVEPOINT job")
+            self._driver.execute("RELEASE SAVEPOINT job")
+        except Exception:
+            log.exception("Could not roll back a failed job's savepoint")
+        return bool(self._driver.in_transaction)
+
+    def _abort(self, error: BaseException) -> None:
+        """The transaction is lost: every job of the group fails, and the next job begins anew."""
+        transaction, committed = self._transaction, self._committed
+        self._transaction = None
+        self._committed = None
+        try:
+            if transaction is not None and transaction.is_active:
+                transaction.rollback()
+        except Exception:
+            log.exception("Could not roll back a lost transaction")
+        finally:
+            self._owner.release()
+        if committed is not None and not committed.done():
+            committed.set_exception(error)
+            committed.exception()  # retrieved here: each waiting job raises it
+
     def _schedule_commit(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._commit_scheduled:
-            self._commit_scheduled = True
+        if self._commit_scheduled_for != self._generation:
+            self._commit_scheduled_for = self._generation
             # After the callbacks already ready: requests the loop is about to resume join this
             # transaction.
-            loop.call_soon(self._start_commit, loop)
+            loop.call_soon(self._start_commit, loop, self._generation)
 
-    def _start_commit(self, loop: asyncio.AbstractEventLoop) -> None:
-        task = loop.create_task(self._commit(loop))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _start_commit(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
+        self._spawn(loop, self._commit(loop, generation))
 
-    async def _commit(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _commit(self, loop: asyncio.AbstractEventLoop, generation: int) -> None:
         transaction, committed = self._transaction, self._committed
-        assert transaction is not None and committed is not None
-        self._turn = loop.create_future()
+        if generation != self._generation or transaction is None or committed is None:
+            return  # that transaction was aborted
+        turn = loop.create_future()
+        self._turn = turn
         try:
             await loop.run_in_executor(None, self._commit_on_thread, transaction)
         except BaseException as exc:
             # The commit itself failed: nothing of this transaction is stored.
             committed.set_exception(exc)
-            committed.exception()  # retrieved: each waiting job raises it
+            committed.exception()  # retrieved here: each waiting job raises it
         else:
             committed.set_result(None)
         finally:
             self._transaction = None
             self._committed = None
-            self._commit_scheduled = False
-            turn, self._turn = self._turn, None
+            self._turn = None
             turn.set_result(None)
 
     def _commit_on_thread(self, transaction: RootTransaction) -> None:
@@ -339,6 +390,7 @@ class _SqliteWriter:
             self._owner.release()
 
     def write_sync(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+        """For threads without the loop; never call it on the loop's own thread."""
         with self._owner:
             return _transaction(self._database, self._conn, work)
 
@@ -408,9 +460,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         # SAVEPOINTs behave as written.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         # FULL: a commit survives power loss; group commit keeps its fsync cheap per request.
         cursor.execute("PRAGMA synchronous=FULL")
         if writer:

@@ -1,0 +1,137 @@
+"""The SQLite write pipeline: group commit on the event loop survives cancellation and lost
+transactions without wedging the writer."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from chatflow.clock import ManualClock
+from chatflow.storage.database import Database, Tx
+from chatflow.storage.migrate import upgrade
+from chatflow.storage.tables import organizations
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path) -> Database:
+    url = f"sqlite:///{tmp_path / 'writer.db'}"
+    upgrade(url)
+    return Database(url, ManualClock())
+
+
+def _add_org(org_id: str) -> Callable[[Tx], str]:
+    def work(tx: Tx) -> str:
+        tx.execute(organizations.insert().values(id=org_id, name=org_id, created_at=tx.now))
+        return org_id
+
+    return work
+
+
+def _org_ids(db: Database) -> list[str]:
+    return db.read_sync(
+        lambda tx: [r.id for r in tx.execute(sa.select(organizations.c.id).order_by("id"))]
+    )
+
+
+def test_concurrent_writes_commit_together_and_each_caller_gets_its_result(
+    sqlite_db: Database,
+) -> None:
+    async def scenario() -> list[str]:
+        sqlite_db.start()
+        try:
+            return list(
+                await asyncio.gather(*(sqlite_db.write(_add_org(f"org_{i}")) for i in range(20)))
+            )
+        finally:
+            sqlite_db.close()
+
+    assert asyncio.run(scenario()) == [f"org_{i}" for i in range(20)]
+    assert _org_ids(sqlite_db) == sorted(f"org_{i}" for i in range(20))
+
+
+def test_a_failing_job_rolls_back_alone(sqlite_db: Database) -> None:
+    def failing(tx: Tx) -> None:
+        tx.execute(organizations.insert().values(id="org_bad", name="bad", created_at=tx.now))
+        raise ValueError("refused")
+
+    async def scenario() -> list[Any]:
+        sqlite_db.start()
+        try:
+            return list(
+                await asyncio.gather(
+                    sqlite_db.write(_add_org("org_a")),
+                    sqlite_db.write(failing),
+                    sqlite_db.write(_add_org("org_b")),
+                    return_exceptions=True,
+                )
+            )
+        finally:
+            sqlite_db.close()
+
+    results = asyncio.run(scenario())
+    assert results[0] == "org_a" and results[2] == "org_b"
+    assert isinstance(results[1], ValueError)
+    assert _org_ids(sqlite_db) == ["org_a", "org_b"]
+
+
+def test_a_write_cancelled_while_waiting_for_the_write_lock_does_not_block_later_writes(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "writer.db", isolation_level=None)
+
+    async def scenario() -> str:
+        sqlite_db.start()
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            waiting = asyncio.create_task(sqlite_db.write(_add_org("org_cancelled")))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            other.execute("COMMIT")
+            return await asyncio.wait_for(sqlite_db.write(_add_org("org_after")), 10)
+        finally:
+            sqlite_db.close()
+
+    assert asyncio.run(scenario()) == "org_after"
+    other.close()
+    assert "org_after" in _org_ids(sqlite_db)
+    sqlite_db.write_sync(_add_org("org_sync"))
+    assert "org_sync" in _org_ids(sqlite_db)
+
+
+def test_a_job_that_loses_the_whole_transaction_fails_its_group_and_the_writer_recovers(
+    sqlite_db: Database,
+) -> None:
+    def loses_transaction(tx: Tx) -> None:
+        # What SQLite does on a full disk or an I/O error: the whole transaction is gone.
+        driver = tx.conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("ROLLBACK")
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async def scenario() -> tuple[list[Any], str]:
+        sqlite_db.start()
+        try:
+            group = list(
+                await asyncio.gather(
+                    sqlite_db.write(_add_org("org_same_group")),
+                    sqlite_db.write(loses_transaction),
+                    return_exceptions=True,
+                )
+            )
+            after = await asyncio.wait_for(sqlite_db.write(_add_org("org_next")), 10)
+            return group, after
+        finally:
+            sqlite_db.close()
+
+    group, after = asyncio.run(scenario())
+    assert all(isinstance(r, sqlite3.OperationalError) for r in group), group
+    assert after == "org_next"
+    assert _org_ids(sqlite_db) == ["org_next"]

@@ -232,3 +232,17 @@ def test_template_send_with_other_flags_under_the_same_key_is_422(org: Org) -> N
 
     expect_problem(response, 422, "idempotency_key_reused")
     assert len(_outbound(org, chatroom["id"])) == 1
+
+
+def test_another_caller_of_the_organization_reusing_a_key_gets_422_not_a_replay(org: Org) -> None:
+    chatroom = _open_chatroom(org)
+    path = f"/v1/chatrooms/{chatroom['id']}/messages"
+    key = _key()
+    admin = org.login(org.admin_email)
+    first = call(org.api, "POST", path, {"text": "Hi"}, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+
+    again = call(admin, "POST", path, {"text": "Hi"}, headers={"Idempotency-Key": key})
+
+    expect_problem(again, 422, "idempotency_key_reused")
+    assert [m["id"] for m in _outbound(org, chatroom["id"])] == [first.json()["id"]]

@@ -69,13 +69,23 @@ async def write(
             errors=[{"pointer": "header:Idempotency-Key", "message": "invalid"}],
         )
     body = await request.body()
+    # The caller is part of the request: another agent (or key) of the organization reusing the
+    # key gets a 422, never a replay of a response meant for someone else.
     fingerprint = hashlib.sha256(
         b"\n".join(
-            [request.method.encode(), request.url.path.encode(), request.url.query.encode(), body]
+            [
+                actor.kind.value.encode(),
+                actor.id.encode(),
+                request.method.encode(),
+                request.url.path.encode(),
+                request.url.query.encode(),
+                body,
+            ]
         )
     ).hexdigest()
 
     def job(tx: Tx) -> _Rendered:
+        idempotency.lock_key(tx, actor.org_id, key)
         stored = idempotency.get_response(tx, actor.org_id, key)
         if stored is not None:
             if stored.fingerprint != fingerprint:

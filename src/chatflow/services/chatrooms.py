@@ -100,7 +100,8 @@ def do_create_chatroom(
     channel = access_channel(tx, actor, channel_id)
     agents = check_agents(tx, actor, participant_ids, "/participants")
     existing = store.find_open_chatroom(tx, contact.id, channel.id, lock=True)
-    if existing is not None:
+    # Re-read under the lock: a close may have committed since the open chatroom was found.
+    if existing is not None and existing.status is ChatroomStatus.OPEN:
         check_sees_chatroom(actor, existing)
         return existing, False
     previous = store.find_latest_chatroom(tx, contact.id, channel.id)
@@ -354,7 +355,12 @@ def do_close_idle(tx: Tx, limit: int = 500) -> int:
         idle_before = tx.now - org.idle_close_seconds * 1000
         for chatroom_id in store.idle_open_chatrooms(tx, org.id, idle_before, limit - closed):
             chatroom = store.load_chatroom(tx, org.id, chatroom_id, lock=True)
-            if chatroom is not None and chatroom.status is ChatroomStatus.OPEN:
+            # Checked again under the lock: activity may have committed since the search.
+            if (
+                chatroom is not None
+                and chatroom.status is ChatroomStatus.OPEN
+                and chatroom.last_activity_at < idle_before
+            ):
                 close(tx, chatroom, "idle")
                 closed += 1
         if closed >= limit:

@@ -35,6 +35,20 @@ _INSERT = Query(
 )
 
 
+def lock_key(tx: Tx, org_id: str, key: str) -> None:
+    """Serialize requests that carry the same key, until this transaction ends.
+
+    On PostgreSQL two requests with one key could otherwise both find nothing stored and both run
+    the use case; the second now waits, then finds the first's response. SQLite runs one write
+    at a time, so there is nothing to do.
+    """
+    if tx.dialect == "postgresql":
+        tx.conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 0))",
+            {"lock": f"idempotency\n{org_id}\n{key}"},
+        )
+
+
 def get_response(tx: Tx, org_id: str, key: str) -> StoredResponse | None:
     row = tx.run(_GET, {"org_id": org_id, "key": key}).first()
     return None if row is None else StoredResponse(row.fingerprint, row.status_code, row.body)

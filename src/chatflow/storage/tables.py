@@ -188,7 +188,16 @@ messages = sa.Table(
     sa.Column("error", Json, nullable=True),
     sa.Column("created_at", Millis, nullable=False),
     sa.Index(None, "chatroom_id", "id"),
-    sa.Index(None, "org_id", "channel_message_id"),
+    # A channel's message id (WhatsApp's wamid) is stored once: a redelivered or concurrent
+    # duplicate fails here and is retried into "already received".
+    sa.Index(
+        "uq_messages_org_channel_message",
+        "org_id",
+        "channel_message_id",
+        unique=True,
+        sqlite_where=sa.text("channel_message_id IS NOT NULL"),
+        postgresql_where=sa.text("channel_message_id IS NOT NULL"),
+    ),
 )
 
 templates = sa.Table(

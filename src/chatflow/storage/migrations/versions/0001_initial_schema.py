@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 17:47:02.406649
+Create Date: 2026-11-21 19:33:34.375815
 """
 
 from __future__ import annotations
@@ -382,9 +382,11 @@ def upgrade() -> None:
             batch_op.f("ix_messages_chatroom_id_id"), ["chatroom_id", "id"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_messages_org_id_channel_message_id"),
+            "uq_messages_org_channel_message",
             ["org_id", "channel_message_id"],
-            unique=False,
+            unique=True,
+            sqlite_where=sa.text("channel_message_id IS NOT NULL"),
+            postgresql_where=sa.text("channel_message_id IS NOT NULL"),
         )
 
     op.create_table(
@@ -452,7 +454,11 @@ def downgrade() -> None:
 
     op.drop_table("participants")
     with op.batch_alter_table("messages", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_messages_org_id_channel_message_id"))
+        batch_op.drop_index(
+            "uq_messages_org_channel_message",
+            sqlite_where=sa.text("channel_message_id IS NOT NULL"),
+            postgresql_where=sa.text("channel_message_id IS NOT NULL"),
+        )
         batch_op.drop_index(batch_op.f("ix_messages_chatroom_id_id"))
 
     op.drop_table("messages")

@@ -241,3 +241,4 @@ class Event:
     data: JsonObject
     created_at: int
     position: int = 0
+    txid: int = 0

@@ -20,10 +20,13 @@ def list_events(
 ) -> Page[Event]:
     """Oldest first. The cursor always comes back, so a reader can poll for what comes next."""
     check_administers(actor)
-    after = int(decode_cursor("events", cursor, [int])[0]) if cursor else None
+    after = None
+    if cursor:
+        txid, position = decode_cursor("events", cursor, [int, int])
+        after = (int(txid), int(position))
     rows = store.list_events(
         tx, actor.org_id, after=after, limit=limit, types=types, chatroom_id=chatroom_id
     )
     items = rows[:limit]
-    last = items[-1].position if items else after
-    return Page(items, None if last is None else encode_cursor("events", [last]))
+    last = (items[-1].txid, items[-1].position) if items else after
+    return Page(items, None if last is None else encode_cursor("events", list(last)))

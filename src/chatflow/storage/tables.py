@@ -225,6 +225,10 @@ events = sa.Table(
         primary_key=True,
         autoincrement=True,
     ),
+    # The writing transaction's id on PostgreSQL (0 on SQLite, whose writes are serial): readers
+    # page in (txid, position) order and only below the oldest running transaction, so an event
+    # that commits late is never skipped. See storage/events.py.
+    sa.Column("txid", sa.BigInteger, nullable=False),
     _id("id", nullable=False, unique=True),
     _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
     sa.Column("type", sa.String(64), nullable=False),
@@ -232,7 +236,7 @@ events = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("data", Json, nullable=False),
     sa.Column("created_at", Millis, nullable=False),
-    sa.Index(None, "org_id", "position"),
+    sa.Index(None, "org_id", "txid", "position"),
     sa.Index(None, "chatroom_id", "seq"),
 )
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 19:33:34.375815
+Create Date: 2026-11-21 19:34:49.281392
 """
 
 from __future__ import annotations
@@ -151,6 +151,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
+        sa.Column("txid", sa.BigInteger(), nullable=False),
         sa.Column(
             "id",
             sa.String(length=40).with_variant(sa.String(length=40, collation="C"), "postgresql"),
@@ -181,7 +182,9 @@ def upgrade() -> None:
             batch_op.f("ix_events_chatroom_id_seq"), ["chatroom_id", "seq"], unique=False
         )
         batch_op.create_index(
-            batch_op.f("ix_events_org_id_position"), ["org_id", "position"], unique=False
+            batch_op.f("ix_events_org_id_txid_position"),
+            ["org_id", "txid", "position"],
+            unique=False,
         )
 
     op.create_table(
@@ -480,7 +483,7 @@ def downgrade() -> None:
 
     op.drop_table("idempotency_keys")
     with op.batch_alter_table("events", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_events_org_id_position"))
+        batch_op.drop_index(batch_op.f("ix_events_org_id_txid_position"))
         batch_op.drop_index(batch_op.f("ix_events_chatroom_id_seq"))
 
     op.drop_table("events")

@@ -276,7 +276,6 @@ ADMIN_ONLY: list[tuple[str, str, Any]] = [
     ("PATCH", "/v1/templates/{template}", {"category": "MARKETING"}),
     ("POST", "/v1/templates/{template}/approve", None),
     ("POST", "/v1/templates/{template}/reject", None),
-    ("POST", "/v1/chatrooms/{chatroom}/reassign", {"agent_ids": ["{agent}"]}),
     ("GET", "/v1/events", None),
     ("PATCH", "/v1/organization", {"name": "Taken over"}),
     ("POST", "/v1/sandbox/inbound", {"chatroom_id": "{chatroom}", "text": "hi"}),

@@ -140,15 +140,27 @@ def test_reassign_to_a_deactivated_agent_is_409_agent_inactive_r9(org: Org) -> N
     assert snapshot(org) == before
 
 
-def test_an_agent_role_session_may_not_reassign_r9(org: Org) -> None:
+def test_an_agent_may_hand_its_chatroom_to_a_colleague_r9(org: Org) -> None:
     ada, ada_api = quick_agent(org)
     bob, _ = quick_agent(org)
     chatroom = org.chatroom(participants=[ada["id"]])
+
+    reassigned = ada_api.ok(
+        "POST", f"/v1/chatrooms/{chatroom['id']}/reassign", {"agent_ids": [bob["id"]]}
+    )
+
+    assert _participants(reassigned) == [bob["id"]]
+    assert [e["id"] for e in list_entries(org, bob["id"])] == [chatroom["id"]]
+
+
+def test_an_agent_cannot_reassign_a_chatroom_it_does_not_see_r9(org: Org) -> None:
+    ada, ada_api = quick_agent(org)
+    chatroom = org.chatroom(participants=[org.admin_id])
     before = snapshot(org)
 
-    response = _reassign(ada_api, chatroom["id"], [bob["id"]])
+    response = _reassign(ada_api, chatroom["id"], [ada["id"]])
 
-    expect_problem(response, 403, "forbidden")
+    expect_problem(response, 404, "not_found")
     assert snapshot(org) == before
 
 

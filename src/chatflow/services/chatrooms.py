@@ -193,8 +193,11 @@ def join(
 
 
 def do_reassign(tx: Tx, actor: Actor, chatroom_id: str, agent_ids: list[str]) -> Chatroom:
-    """R9: set the chatroom's agents explicitly and discard any pending assign-on-handover."""
-    check_administers(actor)
+    """R9: set the chatroom's agents explicitly and discard any pending assign-on-handover.
+
+    Admins and API keys reassign any chatroom; an agent reassigns the chatrooms it participates
+    in (handing a conversation to a colleague), as SPEC's agents do.
+    """
     chatroom = access_chatroom(tx, actor, chatroom_id, lock=True)
     agents = check_agents(tx, actor, agent_ids, "/agent_ids")
     wanted = [a.id for a in agents]

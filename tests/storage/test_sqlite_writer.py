@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from chatflow.clock import ManualClock
+from chatflow.domain.models import Event, EventId, OrganizationId
 from chatflow.storage.database import Database, Tx
 from chatflow.storage.migrate import upgrade
 from chatflow.storage.tables import organizations
@@ -135,3 +136,36 @@ def test_a_job_that_loses_the_whole_transaction_fails_its_group_and_the_writer_r
     assert all(isinstance(r, sqlite3.OperationalError) for r in group), group
     assert after == "org_next"
     assert _org_ids(sqlite_db) == ["org_next"]
+
+
+def test_what_committed_is_announced_even_when_its_caller_was_cancelled(
+    sqlite_db: Database,
+) -> None:
+    announced: list[list[Event]] = []
+    sqlite_db.on_commit(announced.append)
+    ran = asyncio.Event()
+    event = Event(EventId("evt_x"), OrganizationId("org_x"), "test.cancelled", None, None, {}, 0)
+
+    def work(tx: Tx) -> None:
+        tx.execute(organizations.insert().values(id="org_x", name="x", created_at=tx.now))
+        tx.events.append(event)
+        ran.set()
+
+    async def scenario() -> None:
+        sqlite_db.start()
+        try:
+            caller = asyncio.create_task(sqlite_db.write(work))
+            await ran.wait()  # the job ran; its caller now waits for the commit
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+            for _ in range(100):
+                if announced:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            sqlite_db.close()
+
+    asyncio.run(scenario())
+    assert announced == [[event]]
+    assert _org_ids(sqlite_db) == ["org_x"]

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -160,14 +160,24 @@ class Database:
     # -- running work -----------------------------------------------------------------------
 
     async def write(self, work: Callable[[Tx], T]) -> T:
+        """Run `work` in a write transaction; after it commits, hand its events to the listeners.
+
+        The listeners are called even if the caller is cancelled while the commit is under way:
+        what committed is always announced.
+        """
         if self._sqlite is not None:
-            result, hooks, events = await self._sqlite.write(work)
-        else:
-            loop = asyncio.get_running_loop()
-            result, hooks, events = await loop.run_in_executor(
-                self._write_pool, self._pooled_write, work
-            )
-        self._after_commit(hooks, events)
+            return await self._sqlite.write(work, self._after_commit)
+        loop = asyncio.get_running_loop()
+        assert self._write_pool is not None
+        running = self._write_pool.submit(self._pooled_write, work)
+
+        def announce(done: Future[tuple[T, Hooks, list[Event]]]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                _, hooks, events = done.result()
+                loop.call_soon_threadsafe(self._after_commit, hooks, events)
+
+        running.add_done_callback(announce)
+        result, _, _ = await asyncio.wrap_future(running)
         return result
 
     def write_sync(self, work: Callable[[Tx], T]) -> T:
@@ -261,7 +271,9 @@ class _SqliteWriter:
         """Callers waiting for a transaction to run their job in."""
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+    async def write(
+        self, work: Callable[[Tx], T], after_commit: Callable[[Hooks, list[Event]], None]
+    ) -> T:
         loop = asyncio.get_running_loop()
         self._waiting += 1
         try:
@@ -290,9 +302,16 @@ class _SqliteWriter:
                 self._abort(exc)
             raise
         self._driver.execute("RELEASE SAVEPOINT job")
+        hooks, events = tx._after_commit, tx.events
+
+        def announce(done: asyncio.Future[None]) -> None:
+            if not done.cancelled() and done.exception() is None:
+                after_commit(hooks, events)
+
+        committed.add_done_callback(announce)
         self._schedule_commit(loop)
         await asyncio.shield(committed)
-        return result, tx._after_commit, tx.events
+        return result
 
     def _spawn(
         self, loop: asyncio.AbstractEventLoop, coroutine: Coroutine[Any, Any, None]

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chatflow.domain import errors
 
@@ -132,18 +134,27 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
     )
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method of the resource: Starlette names only the first route whose path matched."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if (
+            isinstance(route, Route)
+            and route.methods
+            and route.matches(request.scope)[0] != Match.NONE
+        ):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else "The request failed"
-    return problem(
-        exc.status_code,
-        code,
-        detail,
-        detail,
-        request.url.path,
-        dict(exc.headers) if exc.headers else None,
-    )
+    headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+        headers = {**(headers or {}), "Allow": allowed}
+    return problem(exc.status_code, code, detail, detail, request.url.path, headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -157,7 +168,28 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     )
 
 
+class RefuseNulMiddleware:
+    """Refuses a NUL in the path or query before it reaches storage: PostgreSQL text holds none."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope["query_string"]):
+            response = problem(
+                422,
+                "validation_error",
+                "The request is not valid",
+                "The path and the query may not contain a NUL character",
+                scope["path"],
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNulMiddleware)
     app.add_exception_handler(errors.DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _request_validation)
     app.add_exception_handler(StarletteHTTPException, _http_error)

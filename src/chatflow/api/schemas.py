@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from chatflow.services.messages import MAX_TEXT_LENGTH
 
 
+def _unstorable(value: Any) -> str | None:
+    """Why a value cannot be stored as sent: PostgreSQL text holds no NUL, JSON documents no
+    integers past 64 bits and no infinities (a float past its range is read as one)."""
+    if isinstance(value, str):
+        return "may not contain a NUL character" if "\x00" in value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if -(2**63) <= value < 2**64 else "number out of range"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "number out of range"
+    if isinstance(value, dict):
+        items = [*value.keys(), *value.values()]
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    return next((reason for item in items if (reason := _unstorable(item))), None)
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        if reason := _unstorable(value):
+            raise ValueError(reason)
+        return value
 
 
 Name = Field(default=None, min_length=1, max_length=200)  # an optional new name, in updates

@@ -15,12 +15,10 @@ from chatflow.api.routes import accounts, channels, chatrooms, contacts, events,
 from chatflow.clock import Clock, SystemClock
 from chatflow.config import Settings
 from chatflow.services.authenticator import Authenticator
-from chatflow.services.chatrooms import do_close_idle
+from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 from chatflow.storage.database import Database
 
 log = logging.getLogger(__name__)
-
-IDLE_SWEEP_SECONDS = 30.0
 
 DESCRIPTION = """
 chatflow is a self-hosted business-chat platform: contacts, chatrooms, messages and WhatsApp-shaped
@@ -33,13 +31,13 @@ templates, with the rules of "sending messages via automation" (bump, relay, ass
 """
 
 
-async def _sweep_idle(runtime: Runtime) -> None:
+async def _housekeeping(runtime: Runtime) -> None:
     while True:
-        await asyncio.sleep(IDLE_SWEEP_SECONDS)
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
         try:
-            await runtime.database.write(do_close_idle)
+            await runtime.database.write(do_housekeeping)
         except Exception:
-            log.exception("The idle-chatroom sweep failed; it runs again shortly")
+            log.exception("Housekeeping failed; it runs again shortly")
 
 
 def create_app(
@@ -66,7 +64,7 @@ def create_app(
             db.start()
         tasks = []
         if settings.background_work:
-            tasks.append(asyncio.create_task(_sweep_idle(runtime)))
+            tasks.append(asyncio.create_task(_housekeeping(runtime)))
         try:
             yield
         finally:

@@ -122,17 +122,17 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade(settings.database_url)
-    from chatflow.services.chatrooms import do_close_idle
+    from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 
     database = Database(settings.database_url, SystemClock())
     database.start()
 
     async def run() -> None:
         while True:
-            await database.write(do_close_idle)
-            await asyncio.sleep(30)
+            await database.write(do_housekeeping)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
-    print("chatflow worker: running background work (idle-chatroom close)", flush=True)
+    print("chatflow worker: running background work (idle close, housekeeping)", flush=True)
     try:
         asyncio.run(run())
     except KeyboardInterrupt:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx2 as httpx
 from tests.factories import Org, call, expect_problem, make_org, random_phone, snapshot
+
+from chatflow.clock import ManualClock
+from chatflow.services.housekeeping import do_housekeeping
 
 
 def _key() -> str:
@@ -246,3 +250,24 @@ def test_another_caller_of_the_organization_reusing_a_key_gets_422_not_a_replay(
 
     expect_problem(again, 422, "idempotency_key_reused")
     assert [m["id"] for m in _outbound(org, chatroom["id"])] == [first.json()["id"]]
+
+
+def test_keys_older_than_three_days_are_forgotten_by_housekeeping(
+    org: Org, clock: ManualClock
+) -> None:
+    chatroom = _open_chatroom(org)
+    path = f"/v1/chatrooms/{chatroom['id']}/messages"
+    key = _key()
+    first = _post(org, path, {"text": "Hi"}, key)
+    clock.advance(timedelta(hours=71))
+    org.database.write_sync(do_housekeeping)
+    assert _post(org, path, {"text": "Hi"}, key).headers["idempotent-replayed"] == "true"
+
+    clock.advance(timedelta(hours=2))
+    org.customer_says(chatroom["id"], "still there?")  # the window is 24 hours; reopen it
+    org.database.write_sync(do_housekeeping)
+    fresh = _post(org, path, {"text": "Hi"}, key)
+
+    assert fresh.status_code == 201
+    assert "idempotent-replayed" not in fresh.headers
+    assert fresh.json()["id"] != first.json()["id"]

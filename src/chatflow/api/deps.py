@@ -10,7 +10,7 @@ from fastapi import Depends, Query, Request
 from chatflow.clock import Clock
 from chatflow.config import Settings
 from chatflow.domain.access import Actor
-from chatflow.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from chatflow.domain.paging import MAX_LIMIT
 from chatflow.services.authenticator import Authenticator
 from chatflow.storage.database import Database
 
@@ -58,4 +58,3 @@ Cursor = Annotated[
     str | None,
     Query(max_length=512, description="`next_cursor` of the previous page; omit for the first."),
 ]
-DEFAULT_PAGE = DEFAULT_LIMIT

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
@@ -30,11 +30,6 @@ MAX_KEY_LENGTH = 255
 
 def json_response(view: BaseModel, status: int = 200) -> Response:
     return Response(view.model_dump_json(), status, media_type=JSON)
-
-
-class PageOf(BaseModel):
-    data: list[Any]
-    next_cursor: str | None
 
 
 def page_response(page: Page[T], view: Callable[[T], BaseModel]) -> Response:

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, RootTransaction
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from chatflow.clock import Clock, to_millis
 from chatflow.domain.models import Event
@@ -497,8 +497,4 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
     return engine
 
 
-def is_unique_violation(exc: BaseException) -> bool:
-    return isinstance(exc, IntegrityError) and "unique" in str(exc.orig).lower()
-
-
-__all__ = ["Database", "OperationalError", "Query", "Tx", "is_unique_violation"]
+__all__ = ["Database", "OperationalError", "Query", "Tx"]

@@ -70,6 +70,17 @@ def store_response(
     )
 
 
-def prune(tx: Tx, older_than: int) -> int:
-    result = tx.execute(idempotency_keys.delete().where(idempotency_keys.c.created_at < older_than))
+def prune(tx: Tx, older_than: int, limit: int = 1_000) -> int:
+    """Forget stored responses made before `older_than`, at most `limit` of them a call."""
+    oldest = (
+        sa.select(idempotency_keys.c.org_id, idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < older_than)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(limit)
+    )
+    result = tx.execute(
+        idempotency_keys.delete().where(
+            sa.tuple_(idempotency_keys.c.org_id, idempotency_keys.c.key).in_(oldest)
+        )
+    )
     return int(result.rowcount)

@@ -112,14 +112,6 @@ def list_messages(tx: Tx, chatroom_id: str, *, before: str | None, limit: int) -
     return [_message(r) for r in rows]
 
 
-def count_messages(tx: Tx, chatroom_id: str) -> int:
-    return int(
-        tx.execute(
-            sa.select(sa.func.count()).where(messages.c.chatroom_id == chatroom_id)
-        ).scalar_one()
-    )
-
-
 _BY_CHANNEL_ID = Query(
     sa.select(messages).where(
         messages.c.org_id == param("org_id"),

@@ -6,6 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 from chatflow.domain.models import ChatroomId, Event, EventId, OrganizationId
 from chatflow.storage import json
@@ -14,38 +15,26 @@ from chatflow.storage.sql import Query, param
 from chatflow.storage.tables import events
 
 
-class current_txid(sa.sql.expression.FunctionElement[int]):  # noqa: N801 (a SQL function)
-    """The writing transaction's id on PostgreSQL; 0 elsewhere."""
-
-    type = sa.BigInteger()
-    inherit_cache = True
-
-
-@compiles(current_txid)
-def _current_txid(element: current_txid, compiler: Any, **kw: Any) -> str:
-    return "0"
+def _bigint_sql(name: str, *, default: str, postgresql: str) -> type[FunctionElement[int]]:
+    """A SQL expression that renders as `postgresql` on PostgreSQL and `default` elsewhere."""
+    function: type[FunctionElement[int]] = type(
+        name, (FunctionElement,), {"type": sa.BigInteger(), "inherit_cache": True}
+    )
+    compiles(function)(lambda element, compiler, **kw: default)
+    compiles(function, "postgresql")(lambda element, compiler, **kw: postgresql)
+    return function
 
 
-@compiles(current_txid, "postgresql")
-def _current_txid_postgresql(element: current_txid, compiler: Any, **kw: Any) -> str:
-    return "pg_current_xact_id()::text::bigint"
-
-
-class visible_horizon(sa.sql.expression.FunctionElement[int]):  # noqa: N801 (a SQL function)
-    """Every transaction with a smaller id has ended (PostgreSQL): rows below it are final."""
-
-    type = sa.BigInteger()
-    inherit_cache = True
-
-
-@compiles(visible_horizon)
-def _visible_horizon(element: visible_horizon, compiler: Any, **kw: Any) -> str:
-    return "1"
-
-
-@compiles(visible_horizon, "postgresql")
-def _visible_horizon_postgresql(element: visible_horizon, compiler: Any, **kw: Any) -> str:
-    return "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+# The writing transaction's id (0 on SQLite, whose write transactions are serial).
+current_txid = _bigint_sql(
+    "current_txid", default="0", postgresql="pg_current_xact_id()::text::bigint"
+)
+# Every transaction with a smaller id has ended: rows below it are final.
+visible_horizon = _bigint_sql(
+    "visible_horizon",
+    default="1",
+    postgresql="pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+)
 
 
 _INSERT = Query(

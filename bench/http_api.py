@@ -22,7 +22,6 @@ import os
 import platform
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from bench.servers import (
     baseline_server,
     chatflow_server,
     fastapi_hello_server,
+    interrupt,
     parse_welcome,
 )
 
@@ -268,12 +268,7 @@ class Bench:
         try:
             yield
         finally:
-            spy.send_signal(signal.SIGINT)
-            try:
-                spy.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                spy.kill()
-                spy.wait()
+            interrupt(spy)
             print(f"    profile: {out.relative_to(ROOT)}", flush=True)
 
     def _load(

@@ -179,6 +179,19 @@ def _assigned(
     )
 
 
+def _unassigned(chatroom_id: str, agent_ids: list[AgentId], *, pending: bool) -> outbox.EventSpec:
+    """Agents leave a chatroom at reassign; `pending`: they had not joined yet (R8, R9)."""
+    return (
+        EventType.CHATROOM_UNASSIGNED,
+        {
+            "chatroom_id": chatroom_id,
+            "agent_ids": agent_ids,
+            "reason": "reassign",
+            "pending": pending,
+        },
+    )
+
+
 def join(
     tx: Tx, chatroom: Chatroom, agent_ids: list[AgentId], reason: AssignReason, *, unread: int = 0
 ) -> outbox.EventSpec | None:
@@ -208,29 +221,9 @@ def do_reassign(tx: Tx, actor: Actor, chatroom_id: str, agent_ids: list[str]) ->
     store.delete_participants(tx, chatroom.id, leaving)
     specs: list[outbox.EventSpec] = []
     if leaving:
-        specs.append(
-            (
-                EventType.CHATROOM_UNASSIGNED,
-                {
-                    "chatroom_id": chatroom.id,
-                    "agent_ids": leaving,
-                    "reason": "reassign",
-                    "pending": False,
-                },
-            )
-        )
+        specs.append(_unassigned(chatroom.id, leaving, pending=False))
     if discarded:
-        specs.append(
-            (
-                EventType.CHATROOM_UNASSIGNED,
-                {
-                    "chatroom_id": chatroom.id,
-                    "agent_ids": discarded,
-                    "reason": "reassign",
-                    "pending": True,
-                },
-            )
-        )
+        specs.append(_unassigned(chatroom.id, discarded, pending=True))
     joined = join(tx, chatroom, joining, AssignReason.REASSIGN)
     if joined is not None:
         specs.append(joined)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, RootTransaction
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from chatflow.clock import Clock, to_millis
 from chatflow.domain.models import Event
@@ -48,13 +48,12 @@ class Tx:
     writes carries the same time.
     """
 
-    __slots__ = ("_after_commit", "_database", "conn", "events", "now", "writable")
+    __slots__ = ("_after_commit", "_database", "conn", "events", "now")
 
-    def __init__(self, database: Database, conn: Connection, now: int, writable: bool) -> None:
+    def __init__(self, database: Database, conn: Connection, now: int) -> None:
         self._database = database
         self.conn = conn
         self.now = now
-        self.writable = writable
         self.events: list[Event] = []
         self._after_commit: list[Callable[[], None]] = []
 
@@ -201,13 +200,13 @@ class Database:
                 self._loop_reader_thread = threading.get_ident()
             if self._loop_reader_thread == threading.get_ident():
                 with self._loop_reader.begin():
-                    return work(Tx(self, self._loop_reader, to_millis(self.clock.now()), False))
+                    return work(Tx(self, self._loop_reader, to_millis(self.clock.now())))
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._read_pool, self.read_sync, work)
 
     def read_sync(self, work: Callable[[Tx], T]) -> T:
         with self._reader_engine.connect() as conn, conn.begin():
-            return work(Tx(self, conn, to_millis(self.clock.now()), writable=False))
+            return work(Tx(self, conn, to_millis(self.clock.now())))
 
     def _after_commit(self, hooks: Hooks, events: list[Event]) -> None:
         for hook in hooks:
@@ -238,7 +237,7 @@ def _transaction(
     database: Database, conn: Connection, work: Callable[[Tx], T]
 ) -> tuple[T, Hooks, list[Event]]:
     with conn.begin():
-        tx = Tx(database, conn, to_millis(database.clock.now()), writable=True)
+        tx = Tx(database, conn, to_millis(database.clock.now()))
         result = work(tx)
     return result, tx._after_commit, tx.events
 
@@ -291,7 +290,7 @@ class _SqliteWriter:
             self._waiting -= 1
         committed = self._committed
         assert committed is not None
-        tx = Tx(self._database, self._conn, to_millis(self._database.clock.now()), True)
+        tx = Tx(self._database, self._conn, to_millis(self._database.clock.now()))
         self._driver.execute("SAVEPOINT job")
         try:
             result = work(tx)
@@ -497,4 +496,4 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
     return engine
 
 
-__all__ = ["Database", "OperationalError", "Query", "Tx"]
+__all__ = ["Database", "Query", "Tx"]

@@ -30,3 +30,18 @@ class Settings(BaseSettings):
         "revocation takes effect at once in the process that made it, and within this time in "
         "others.",
     )
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhook URLs may resolve into although "
+        "they are loopback, private, link-local or otherwise internal, e.g. 127.0.0.0/8 for "
+        "a receiver on this machine. Empty: only public addresses.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=15.0, description="How long one webhook attempt may take, connect to last byte."
+    )
+    webhook_concurrency: int = Field(
+        default=32, description="Webhook attempts in flight at once, per process."
+    )
+    stream_heartbeat_seconds: float = Field(
+        default=20.0, description="Idle time after which the live stream sends a heartbeat."
+    )

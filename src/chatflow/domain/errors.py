@@ -145,3 +145,13 @@ class IdempotencyKeyReusedError(DomainError):
 class IdempotencyKeyInUseError(ConflictError):
     code = "idempotency_key_in_use"
     title = "A request with this Idempotency-Key is still being processed"
+
+
+class WebhookUrlForbiddenError(ValidationError):
+    code = "webhook_url_forbidden"
+    title = "The webhook URL is not allowed"
+
+
+class WebhookEndpointDisabledError(ConflictError):
+    code = "webhook_endpoint_disabled"
+    title = "The webhook endpoint is disabled"

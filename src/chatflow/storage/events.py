@@ -109,3 +109,30 @@ def list_events(
         query = query.where(events.c.chatroom_id == chatroom_id)
     rows = tx.execute(query.order_by(events.c.txid, events.c.position).limit(limit + 1)).all()
     return [_event(r) for r in rows]
+
+
+def read_log(tx: Tx, *, after: tuple[int, int], limit: int) -> list[Event]:
+    """Every organization's events after `(txid, position)`, in that order, final ones only (see
+    `list_events`): what the consumers of the whole log (fan-out, live stream) read."""
+    query = (
+        sa.select(events)
+        .where(
+            events.c.txid < visible_horizon(),
+            sa.tuple_(events.c.txid, events.c.position) > sa.tuple_(*after),
+        )
+        .order_by(events.c.txid, events.c.position)
+        .limit(limit)
+    )
+    return [_event(r) for r in tx.execute(query).all()]
+
+
+def log_end(tx: Tx) -> tuple[int, int]:
+    """The position of the newest final event: a consumer starting now begins there."""
+    query = (
+        sa.select(events.c.txid, events.c.position)
+        .where(events.c.txid < visible_horizon())
+        .order_by(events.c.txid.desc(), events.c.position.desc())
+        .limit(1)
+    )
+    row = tx.execute(query).first()
+    return (0, 0) if row is None else (int(row.txid), int(row.position))

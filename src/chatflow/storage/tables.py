@@ -237,7 +237,108 @@ events = sa.Table(
     sa.Column("data", Json, nullable=False),
     sa.Column("created_at", Millis, nullable=False),
     sa.Index(None, "org_id", "txid", "position"),
+    sa.Index(None, "txid", "position"),
     sa.Index(None, "chatroom_id", "seq"),
+)
+
+# How far each consumer of the whole event log (webhook fan-out, flow triggers) has read it.
+consumer_cursors = sa.Table(
+    "consumer_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("txid", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+)
+
+webhook_endpoints = sa.Table(
+    "webhook_endpoints",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("event_types", Json, nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    # Why it was disabled: "manual", "gone" (the receiver answered 410), "failing" (5 days).
+    sa.Column("disabled_reason", sa.String(16), nullable=True),
+    sa.Column("secret", sa.String(100), nullable=False),
+    # After a rotation the old secret signs too, until it expires (a day).
+    sa.Column("previous_secret", sa.String(100), nullable=True),
+    sa.Column("previous_secret_expires_at", Millis, nullable=True),
+    # Since when every attempt has failed (None while the last one succeeded).
+    sa.Column("failing_since", Millis, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "id"),
+)
+
+_PENDING = sa.text("status = 'pending'")
+_FIRST_IN_LINE = sa.text("status = 'pending' AND attempts = 0")
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id(
+        "endpoint_id",
+        sa.ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _id("event_id", sa.ForeignKey("events.id"), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    _id("chatroom_id", nullable=True),
+    sa.Column("seq", sa.BigInteger, nullable=True),
+    # pending → succeeded | failed; a redelivery makes it pending again.
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Millis, nullable=False),
+    # A claimed delivery is invisible to other claimers until then: a worker killed mid-attempt
+    # leaves it to be claimed again once the lease runs out.
+    sa.Column("locked_until", Millis, nullable=True),
+    sa.Column("last_attempt_at", Millis, nullable=True),
+    sa.Column("last_status_code", sa.Integer, nullable=True),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.UniqueConstraint("endpoint_id", "event_id"),
+    sa.Index(None, "endpoint_id", "id"),
+    sa.Index(None, "event_id"),
+    sa.Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=_PENDING,
+        postgresql_where=_PENDING,
+    ),
+    # First attempts to one endpoint go out in a chatroom's seq order: the head of each line.
+    sa.Index(
+        "ix_webhook_deliveries_first_in_line",
+        "endpoint_id",
+        "chatroom_id",
+        "seq",
+        sqlite_where=_FIRST_IN_LINE,
+        postgresql_where=_FIRST_IN_LINE,
+    ),
+)
+
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    _id(primary_key=True),
+    _id(
+        "delivery_id",
+        sa.ForeignKey("webhook_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("attempted_at", Millis, nullable=False),
+    sa.Column("latency_ms", sa.Integer, nullable=False),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("error", sa.String(500), nullable=True),
+    sa.Column("response_excerpt", sa.String(1024), nullable=True),
+    sa.Index(None, "delivery_id", "id"),
+    sa.Index(None, "attempted_at"),
 )
 
 idempotency_keys = sa.Table(

@@ -14,6 +14,7 @@ from chatflow.api.deps import Runtime
 from chatflow.api.routes import accounts, channels, chatrooms, contacts, events, sandbox, templates
 from chatflow.clock import Clock, SystemClock
 from chatflow.config import Settings
+from chatflow.events.bus import create_bus
 from chatflow.services.authenticator import Authenticator
 from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 from chatflow.storage.database import Database
@@ -56,12 +57,15 @@ def create_app(
         clock=clock,
         database=db,
         authenticator=Authenticator(db, settings.auth_cache_seconds),
+        bus=create_bus(settings.redis_url),
     )
+    db.on_commit(runtime.bus.announce)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if owns_database:
             db.start()
+        await runtime.bus.start()
         tasks = []
         if settings.background_work:
             tasks.append(asyncio.create_task(_housekeeping(runtime)))
@@ -73,6 +77,7 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.bus.close()
             if owns_database:
                 db.close()
 

@@ -11,6 +11,7 @@ from chatflow.clock import Clock
 from chatflow.config import Settings
 from chatflow.domain.access import Actor
 from chatflow.domain.paging import MAX_LIMIT
+from chatflow.events.bus import EventBus
 from chatflow.services.authenticator import Authenticator
 from chatflow.storage.database import Database
 
@@ -25,6 +26,7 @@ class Runtime:
     clock: Clock
     database: Database
     authenticator: Authenticator
+    bus: EventBus
 
 
 # Every dependency is `async def`: FastAPI runs plain functions in a thread pool, a thread hop

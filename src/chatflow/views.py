@@ -22,6 +22,9 @@ from chatflow.domain.models import (
     Organization,
     Participant,
     Template,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 
@@ -353,6 +356,127 @@ class EventRead(View):
             position=event.position,
             data=event.data,
         )
+
+
+class WebhookEndpointRead(View):
+    id: str = Field(examples=["whe_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    url: str = Field(examples=["https://example.com/chatflow/webhooks"])
+    description: str
+    event_types: list[str] = Field(
+        description="The event types sent to this endpoint; `*` is every type.",
+        examples=[["template.response"]],
+    )
+    enabled: bool
+    disabled_reason: Literal["manual", "gone", "failing"] | None = Field(
+        description="`gone`: the receiver answered 410; `failing`: every attempt failed for "
+        "five days; `manual`: disabled through the API."
+    )
+    failing_since: str | None = Field(
+        description="Since when every attempt has failed; null while deliveries succeed."
+    )
+    previous_secret_expires_at: str | None = Field(
+        description="After a rotation, the old secret also signs until this time."
+    )
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, endpoint: WebhookEndpoint) -> WebhookEndpointRead:
+        return cls(
+            id=endpoint.id,
+            url=endpoint.url,
+            description=endpoint.description,
+            event_types=endpoint.event_types,
+            enabled=endpoint.enabled,
+            disabled_reason=None
+            if endpoint.disabled_reason is None
+            else endpoint.disabled_reason.value,
+            failing_since=_iso(endpoint.failing_since),
+            previous_secret_expires_at=_iso(endpoint.previous_secret_expires_at),
+            created_at=iso(endpoint.created_at),
+            updated_at=iso(endpoint.updated_at),
+        )
+
+
+class WebhookEndpointCreated(WebhookEndpointRead):
+    secret: str = Field(
+        description="The signing secret (Standard Webhooks, `whsec_…`). Shown this once.",
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+    )
+
+    @classmethod
+    def made(cls, endpoint: WebhookEndpoint) -> WebhookEndpointCreated:
+        return cls(**WebhookEndpointRead.of(endpoint).model_dump(), secret=endpoint.secret)
+
+
+class WebhookAttemptRead(View):
+    id: str
+    attempted_at: str
+    status_code: int | None = Field(description="null when no HTTP answer came back.")
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None = Field(description="The first 1,024 characters of the answer.")
+
+    @classmethod
+    def of(cls, attempt: WebhookAttempt) -> WebhookAttemptRead:
+        return cls(
+            id=attempt.id,
+            attempted_at=iso(attempt.attempted_at),
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            error=attempt.error,
+            response_excerpt=attempt.response_excerpt,
+        )
+
+
+class WebhookDeliveryRead(View):
+    id: str = Field(examples=["whd_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    endpoint_id: str
+    event_id: str = Field(description="Also the `webhook-id` header: the same on every attempt.")
+    event_type: str
+    chatroom_id: str | None
+    seq: int | None
+    status: Literal["pending", "succeeded", "failed"]
+    attempt_count: int
+    next_attempt_at: str | None = Field(description="When the next attempt is due, if pending.")
+    last_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    attempts: list[WebhookAttemptRead] = Field(description="Every attempt, oldest first.")
+    created_at: str
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryRead:
+        pending = delivery.status.value == "pending"
+        return cls(
+            id=delivery.id,
+            endpoint_id=delivery.endpoint_id,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            chatroom_id=delivery.chatroom_id,
+            seq=delivery.seq,
+            status=delivery.status.value,
+            attempt_count=delivery.attempts,
+            next_attempt_at=iso(delivery.next_attempt_at) if pending else None,
+            last_attempt_at=_iso(delivery.last_attempt_at),
+            last_status_code=delivery.last_status_code,
+            last_error=delivery.last_error,
+            attempts=[WebhookAttemptRead.of(a) for a in attempts],
+            created_at=iso(delivery.created_at),
+        )
+
+
+class WebhookPingResult(View):
+    succeeded: bool
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None
+
+
+class WebhookRecovery(View):
+    requeued: int = Field(description="Failed deliveries queued again.")
+    created: int = Field(description="Events with no delivery yet (the endpoint was disabled).")
 
 
 def dump(view: BaseModel) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from chatflow.services.messages import MAX_TEXT_LENGTH
 
@@ -241,4 +241,32 @@ class SandboxInbound(Body):
     timestamp: str | None = Field(
         default=None,
         description="The channel's time of the message (RFC 3339); the window runs from it.",
+    )
+
+
+class WebhookEndpointCreate(Body):
+    url: str = Field(max_length=2048, examples=["https://example.com/chatflow/webhooks"])
+    description: str = Field(default="", max_length=500)
+    event_types: list[str] = Field(
+        default_factory=lambda: ["template.response"],
+        max_length=64,
+        description="Event types to send; `*` for all. Default: the seed's relay, "
+        "`template.response`.",
+        examples=[["template.response", "message.created"]],
+    )
+    enabled: bool = True
+
+
+class WebhookEndpointUpdate(Body):
+    url: str | None = Field(default=None, max_length=2048)
+    description: str | None = Field(default=None, max_length=500)
+    event_types: list[str] | None = Field(default=None, max_length=64)
+    enabled: bool | None = None
+
+
+class WebhookRecover(Body):
+    since: AwareDatetime = Field(
+        description="Queue again every failed delivery, and deliver every event the endpoint "
+        "missed, from this time on.",
+        examples=["2026-03-01T09:00:00Z"],
     )

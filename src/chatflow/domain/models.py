@@ -18,6 +18,8 @@ ChatroomId = NewType("ChatroomId", str)
 MessageId = NewType("MessageId", str)
 TemplateId = NewType("TemplateId", str)
 EventId = NewType("EventId", str)
+WebhookEndpointId = NewType("WebhookEndpointId", str)
+WebhookDeliveryId = NewType("WebhookDeliveryId", str)
 
 JsonObject = dict[str, Any]
 
@@ -242,3 +244,73 @@ class Event:
     created_at: int
     position: int = 0
     txid: int = 0
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class DisabledReason(StrEnum):
+    MANUAL = "manual"
+    GONE = "gone"
+    """The receiver answered 410 Gone."""
+    FAILING = "failing"
+    """Every attempt failed for five days."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    id: WebhookEndpointId
+    org_id: OrganizationId
+    url: str
+    description: str
+    event_types: list[str]
+    enabled: bool
+    disabled_reason: DisabledReason | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: int | None
+    failing_since: int | None
+    created_at: int
+    updated_at: int
+
+    def signing_secrets(self, now: int) -> list[str]:
+        """The current secret, then the previous one while it is still honoured."""
+        expires = self.previous_secret_expires_at
+        if self.previous_secret is not None and expires is not None and now < expires:
+            return [self.secret, self.previous_secret]
+        return [self.secret]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event for one endpoint, however many attempts it takes."""
+
+    id: WebhookDeliveryId
+    org_id: OrganizationId
+    endpoint_id: WebhookEndpointId
+    event_id: EventId
+    event_type: str
+    chatroom_id: ChatroomId | None
+    seq: int | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: int
+    last_attempt_at: int | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    id: str
+    delivery_id: WebhookDeliveryId
+    attempted_at: int
+    latency_ms: int
+    status_code: int | None
+    error: str | None
+    response_excerpt: str | None

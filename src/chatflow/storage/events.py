@@ -69,7 +69,7 @@ def insert_events(tx: Tx, batch: list[Event]) -> None:
     _INSERT.run_many(tx.conn, rows)
 
 
-def _event(row: Any) -> Event:
+def event_of(row: Any) -> Event:
     return Event(
         id=EventId(row.id),
         org_id=OrganizationId(row.org_id),
@@ -108,7 +108,7 @@ def list_events(
     if chatroom_id is not None:
         query = query.where(events.c.chatroom_id == chatroom_id)
     rows = tx.execute(query.order_by(events.c.txid, events.c.position).limit(limit + 1)).all()
-    return [_event(r) for r in rows]
+    return [event_of(r) for r in rows]
 
 
 def read_log(tx: Tx, *, after: tuple[int, int], limit: int) -> list[Event]:
@@ -123,7 +123,7 @@ def read_log(tx: Tx, *, after: tuple[int, int], limit: int) -> list[Event]:
         .order_by(events.c.txid, events.c.position)
         .limit(limit)
     )
-    return [_event(r) for r in tx.execute(query).all()]
+    return [event_of(r) for r in tx.execute(query).all()]
 
 
 def log_end(tx: Tx) -> tuple[int, int]:

@@ -305,6 +305,7 @@ webhook_deliveries = sa.Table(
     sa.UniqueConstraint("endpoint_id", "event_id"),
     sa.Index(None, "endpoint_id", "id"),
     sa.Index(None, "event_id"),
+    sa.Index(None, "updated_at"),
     sa.Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",

@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 19:58:12.250360
+Create Date: 2026-11-21 20:03:50.395593
 """
 
 from __future__ import annotations
@@ -139,6 +139,9 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'pending' AND attempts = 0"),
             postgresql_where=sa.text("status = 'pending' AND attempts = 0"),
         )
+        batch_op.create_index(
+            batch_op.f("ix_webhook_deliveries_updated_at"), ["updated_at"], unique=False
+        )
 
     op.create_table(
         "webhook_attempts",
@@ -200,6 +203,7 @@ def downgrade() -> None:
 
     op.drop_table("webhook_attempts")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_webhook_deliveries_updated_at"))
         batch_op.drop_index(
             "ix_webhook_deliveries_first_in_line",
             sqlite_where=sa.text("status = 'pending' AND attempts = 0"),

@@ -1,0 +1,63 @@
+"""Background work: the same in `chatflow serve` (by default) and in `chatflow worker`.
+
+Housekeeping (idle chatrooms, old idempotency keys and delivery logs) every half minute, webhook
+delivery continuously, and any other consumers of the event log. Every part is safe to run in
+several processes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from chatflow.clock import Clock
+from chatflow.config import Settings
+from chatflow.events.bus import EventBus
+from chatflow.events.consumers import ConsumerLoop, LogConsumer
+from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
+from chatflow.storage.database import Database
+from chatflow.webhooks.dispatcher import Dispatcher
+from chatflow.webhooks.sender import WebhookSender
+
+log = logging.getLogger(__name__)
+
+
+async def _housekeeping(database: Database) -> None:
+    while True:
+        try:
+            await database.write(do_housekeeping)
+        except Exception:
+            log.exception("Housekeeping failed; it runs again shortly")
+        await asyncio.sleep(HOUSEKEEPING_SECONDS)
+
+
+def build_dispatcher(
+    settings: Settings, database: Database, bus: EventBus, sender: WebhookSender, clock: Clock
+) -> Dispatcher:
+    return Dispatcher(
+        database,
+        bus,
+        sender,
+        clock,
+        concurrency=settings.webhook_concurrency,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
+
+
+async def run_background(
+    settings: Settings,
+    database: Database,
+    bus: EventBus,
+    sender: WebhookSender,
+    clock: Clock,
+    consumers: Sequence[LogConsumer] = (),
+) -> None:
+    """Until cancelled. `consumers` are further readers of the event log (the flow engine's
+    triggers plug in here), each run by its own loop."""
+    dispatcher = build_dispatcher(settings, database, bus, sender, clock)
+    await asyncio.gather(
+        _housekeeping(database),
+        dispatcher.run(),
+        *(ConsumerLoop(database, bus, consumer).run() for consumer in consumers),
+    )

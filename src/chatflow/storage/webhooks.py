@@ -1,0 +1,438 @@
+"""Webhook endpoints, their deliveries (one per event and endpoint) and every attempt made."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from chatflow.domain.models import (
+    ChatroomId,
+    DeliveryStatus,
+    DisabledReason,
+    Event,
+    EventId,
+    OrganizationId,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDeliveryId,
+    WebhookEndpoint,
+    WebhookEndpointId,
+)
+from chatflow.storage import json
+from chatflow.storage.database import Tx
+from chatflow.storage.events import event_of
+from chatflow.storage.tables import (
+    events,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
+
+# -- endpoints ---------------------------------------------------------------------------------
+
+
+def _endpoint(row: Any) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=WebhookEndpointId(row.id),
+        org_id=OrganizationId(row.org_id),
+        url=row.url,
+        description=row.description,
+        event_types=json.loads(row.event_types),
+        enabled=bool(row.enabled),
+        disabled_reason=None
+        if row.disabled_reason is None
+        else DisabledReason(row.disabled_reason),
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        failing_since=row.failing_since,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": json.dumps(endpoint.event_types),
+        "enabled": endpoint.enabled,
+        "disabled_reason": None
+        if endpoint.disabled_reason is None
+        else endpoint.disabled_reason.value,
+        "secret": endpoint.secret,
+        "previous_secret": endpoint.previous_secret,
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "failing_since": endpoint.failing_since,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+def insert_endpoint(tx: Tx, endpoint: WebhookEndpoint) -> None:
+    tx.execute(
+        webhook_endpoints.insert().values(
+            id=endpoint.id,
+            org_id=endpoint.org_id,
+            created_at=endpoint.created_at,
+            **_endpoint_values(endpoint),
+        )
+    )
+
+
+def update_endpoint(tx: Tx, endpoint: WebhookEndpoint) -> None:
+    tx.execute(
+        webhook_endpoints.update()
+        .where(webhook_endpoints.c.id == endpoint.id)
+        .values(**_endpoint_values(endpoint))
+    )
+
+
+def delete_endpoint(tx: Tx, endpoint_id: str) -> None:
+    """The endpoint and its whole delivery log (the foreign keys cascade)."""
+    tx.execute(webhook_endpoints.delete().where(webhook_endpoints.c.id == endpoint_id))
+
+
+def get_endpoint(
+    tx: Tx, org_id: str, endpoint_id: str, *, lock: bool = False
+) -> WebhookEndpoint | None:
+    query = sa.select(webhook_endpoints).where(
+        webhook_endpoints.c.org_id == org_id, webhook_endpoints.c.id == endpoint_id
+    )
+    if lock:
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    return None if row is None else _endpoint(row)
+
+
+def list_endpoints(tx: Tx, org_id: str, *, after: str | None, limit: int) -> list[WebhookEndpoint]:
+    query = sa.select(webhook_endpoints).where(webhook_endpoints.c.org_id == org_id)
+    if after is not None:
+        query = query.where(webhook_endpoints.c.id > after)
+    rows = tx.execute(query.order_by(webhook_endpoints.c.id).limit(limit + 1))
+    return [_endpoint(r) for r in rows]
+
+
+def enabled_endpoints(tx: Tx, org_ids: Iterable[str]) -> dict[str, list[WebhookEndpoint]]:
+    """Each organization's enabled endpoints, for fanning a batch of events out."""
+    by_org: dict[str, list[WebhookEndpoint]] = {}
+    wanted = sorted(set(org_ids))
+    if not wanted:
+        return by_org
+    rows = tx.execute(
+        sa.select(webhook_endpoints)
+        .where(webhook_endpoints.c.org_id.in_(wanted), webhook_endpoints.c.enabled.is_(True))
+        .order_by(webhook_endpoints.c.id)
+    )
+    for row in rows:
+        endpoint = _endpoint(row)
+        by_org.setdefault(endpoint.org_id, []).append(endpoint)
+    return by_org
+
+
+# -- deliveries --------------------------------------------------------------------------------
+
+
+def _delivery(row: Any) -> WebhookDelivery:
+    return WebhookDelivery(
+        id=WebhookDeliveryId(row.id),
+        org_id=OrganizationId(row.org_id),
+        endpoint_id=WebhookEndpointId(row.endpoint_id),
+        event_id=EventId(row.event_id),
+        event_type=row.event_type,
+        chatroom_id=None if row.chatroom_id is None else ChatroomId(row.chatroom_id),
+        seq=row.seq,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_attempt_at=row.last_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def delivery_row(
+    delivery_id: str, endpoint: WebhookEndpoint, event: Event, now: int
+) -> dict[str, Any]:
+    return {
+        "id": delivery_id,
+        "org_id": endpoint.org_id,
+        "endpoint_id": endpoint.id,
+        "event_id": event.id,
+        "event_type": event.type,
+        "chatroom_id": event.chatroom_id,
+        "seq": event.seq,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "locked_until": None,
+        "last_attempt_at": None,
+        "last_status_code": None,
+        "last_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def insert_deliveries(tx: Tx, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        tx.conn.execute(webhook_deliveries.insert(), rows)
+
+
+def get_delivery(tx: Tx, org_id: str, delivery_id: str) -> WebhookDelivery | None:
+    row = tx.execute(
+        sa.select(webhook_deliveries).where(
+            webhook_deliveries.c.org_id == org_id, webhook_deliveries.c.id == delivery_id
+        )
+    ).first()
+    return None if row is None else _delivery(row)
+
+
+def list_deliveries(
+    tx: Tx,
+    endpoint_id: str,
+    *,
+    before: str | None,
+    limit: int,
+    status: DeliveryStatus | None,
+    event_id: str | None,
+) -> list[WebhookDelivery]:
+    """Newest first: the log is read to see what just happened."""
+    query = sa.select(webhook_deliveries).where(webhook_deliveries.c.endpoint_id == endpoint_id)
+    if before is not None:
+        query = query.where(webhook_deliveries.c.id < before)
+    if status is not None:
+        query = query.where(webhook_deliveries.c.status == status.value)
+    if event_id is not None:
+        query = query.where(webhook_deliveries.c.event_id == event_id)
+    rows = tx.execute(query.order_by(webhook_deliveries.c.id.desc()).limit(limit + 1))
+    return [_delivery(r) for r in rows]
+
+
+def list_attempts(tx: Tx, delivery_ids: list[str]) -> dict[str, list[WebhookAttempt]]:
+    by_delivery: dict[str, list[WebhookAttempt]] = {d: [] for d in delivery_ids}
+    if not delivery_ids:
+        return by_delivery
+    rows = tx.execute(
+        sa.select(webhook_attempts)
+        .where(webhook_attempts.c.delivery_id.in_(delivery_ids))
+        .order_by(webhook_attempts.c.id)
+    )
+    for row in rows:
+        by_delivery[row.delivery_id].append(
+            WebhookAttempt(
+                id=row.id,
+                delivery_id=WebhookDeliveryId(row.delivery_id),
+                attempted_at=row.attempted_at,
+                latency_ms=row.latency_ms,
+                status_code=row.status_code,
+                error=row.error,
+                response_excerpt=row.response_excerpt,
+            )
+        )
+    return by_delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery taken for one attempt, with what the attempt needs."""
+
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    event: Event
+
+
+_d = webhook_deliveries
+_earlier = webhook_deliveries.alias("earlier")
+_PENDING = DeliveryStatus.PENDING.value
+
+# A first attempt waits for the first attempts of its chatroom's earlier events to the same
+# endpoint; a retry waits for nothing (consumers order by seq).
+_FIRST_IN_LINE = sa.or_(
+    _d.c.attempts > 0,
+    _d.c.chatroom_id.is_(None),
+    ~sa.exists().where(
+        _earlier.c.endpoint_id == _d.c.endpoint_id,
+        _earlier.c.chatroom_id == _d.c.chatroom_id,
+        _earlier.c.status == _PENDING,
+        _earlier.c.attempts == 0,
+        _earlier.c.seq < _d.c.seq,
+    ),
+)
+
+
+def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
+    """Take up to `limit` due deliveries for `lease_ms`; other claimers skip them meanwhile.
+
+    On PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite
+    runs one write transaction at a time, across processes too.
+    """
+    due = (
+        sa.select(_d.c.id)
+        .where(
+            _d.c.status == _PENDING,
+            _d.c.next_attempt_at <= now,
+            sa.or_(_d.c.locked_until.is_(None), _d.c.locked_until <= now),
+            _FIRST_IN_LINE,
+        )
+        .order_by(_d.c.next_attempt_at, _d.c.id)
+        .limit(limit)
+    )
+    if tx.dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True, of=_d)
+    ids = [row.id for row in tx.execute(due)]
+    if not ids:
+        return []
+    tx.execute(
+        _d.update().where(_d.c.id.in_(ids)).values(locked_until=now + lease_ms, updated_at=now)
+    )
+    rows = tx.execute(
+        sa.select(
+            _d,
+            *[c.label(f"ep__{c.name}") for c in webhook_endpoints.c],
+            *[c.label(f"ev__{c.name}") for c in events.c],
+        )
+        .join(webhook_endpoints, webhook_endpoints.c.id == _d.c.endpoint_id)
+        .join(events, events.c.id == _d.c.event_id)
+        .where(_d.c.id.in_(ids))
+        .order_by(_d.c.next_attempt_at, _d.c.id)
+    ).all()
+    claimed = []
+    for row in rows:
+        mapping = row._mapping
+        endpoint = _endpoint(_Prefixed(mapping, "ep__"))
+        event = event_of(_Prefixed(mapping, "ev__"))
+        claimed.append(Claimed(_delivery(row), endpoint, event))
+    return claimed
+
+
+class _Prefixed:
+    """Attribute access to the columns of a joined row that carry a prefix."""
+
+    def __init__(self, mapping: Any, prefix: str) -> None:
+        self._mapping = mapping
+        self._prefix = prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return self._mapping[self._prefix + name]
+
+
+def get_delivery_for_update(tx: Tx, delivery_id: str) -> WebhookDelivery | None:
+    query = sa.select(_d).where(_d.c.id == delivery_id)
+    if tx.dialect == "postgresql":
+        query = query.with_for_update()
+    row = tx.execute(query).first()
+    return None if row is None else _delivery(row)
+
+
+def finish_attempt(
+    tx: Tx,
+    delivery: WebhookDelivery,
+    attempt: WebhookAttempt,
+    *,
+    status: DeliveryStatus,
+    next_attempt_at: int,
+) -> None:
+    tx.execute(
+        webhook_attempts.insert().values(
+            id=attempt.id,
+            delivery_id=attempt.delivery_id,
+            org_id=delivery.org_id,
+            attempted_at=attempt.attempted_at,
+            latency_ms=attempt.latency_ms,
+            status_code=attempt.status_code,
+            error=attempt.error,
+            response_excerpt=attempt.response_excerpt,
+        )
+    )
+    tx.execute(
+        _d.update()
+        .where(_d.c.id == delivery.id)
+        .values(
+            status=status.value,
+            attempts=_d.c.attempts + 1,
+            next_attempt_at=next_attempt_at,
+            locked_until=None,
+            last_attempt_at=attempt.attempted_at,
+            last_status_code=attempt.status_code,
+            last_error=attempt.error,
+            updated_at=tx.now,
+        )
+    )
+
+
+def mark_endpoint_healthy(tx: Tx, endpoint_id: str) -> None:
+    """A success ends a failing streak; written only when there is one, to keep the row cold."""
+    tx.execute(
+        webhook_endpoints.update()
+        .where(
+            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.failing_since.is_not(None)
+        )
+        .values(failing_since=None)
+    )
+
+
+def fail_pending(tx: Tx, endpoint_id: str, reason: str) -> int:
+    """A disabled endpoint's waiting deliveries fail at once; `recover` can queue them again."""
+    result = tx.execute(
+        _d.update()
+        .where(_d.c.endpoint_id == endpoint_id, _d.c.status == _PENDING)
+        .values(status=DeliveryStatus.FAILED.value, last_error=reason, updated_at=tx.now)
+    )
+    return int(result.rowcount)
+
+
+def requeue(tx: Tx, delivery_id: str) -> None:
+    """Pending again, due now. One in flight keeps its lease, so it is not sent twice at once."""
+    tx.execute(
+        _d.update()
+        .where(_d.c.id == delivery_id)
+        .values(status=_PENDING, next_attempt_at=tx.now, updated_at=tx.now)
+    )
+
+
+def requeue_failed_since(tx: Tx, endpoint_id: str, since: int) -> int:
+    result = tx.execute(
+        _d.update()
+        .where(
+            _d.c.endpoint_id == endpoint_id,
+            _d.c.status == DeliveryStatus.FAILED.value,
+            _d.c.created_at >= since,
+        )
+        .values(status=_PENDING, next_attempt_at=tx.now, updated_at=tx.now)
+    )
+    return int(result.rowcount)
+
+
+def undelivered_events_since(
+    tx: Tx, endpoint: WebhookEndpoint, since: int, *, limit: int
+) -> list[Event]:
+    """The organization's events since `since`, of the types the endpoint subscribes to, that
+    have no delivery to it (they committed while it was disabled, or before it existed)."""
+    delivered = sa.exists().where(_d.c.endpoint_id == endpoint.id, _d.c.event_id == events.c.id)
+    query = sa.select(events).where(
+        events.c.org_id == endpoint.org_id, events.c.created_at >= since, ~delivered
+    )
+    if "*" not in endpoint.event_types:
+        query = query.where(events.c.type.in_(endpoint.event_types))
+    rows = tx.execute(query.order_by(events.c.txid, events.c.position).limit(limit))
+    return [event_of(r) for r in rows]
+
+
+def prune(tx: Tx, *, finished_before: int, limit: int) -> int:
+    """Forget finished deliveries (and their attempts) last touched before a time."""
+    old = (
+        sa.select(_d.c.id)
+        .where(_d.c.status != _PENDING, _d.c.updated_at < finished_before)
+        .limit(limit)
+    )
+    ids = [row.id for row in tx.execute(old)]
+    if not ids:
+        return 0
+    tx.execute(webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(ids)))
+    tx.execute(_d.delete().where(_d.c.id.in_(ids)))
+    return len(ids)

@@ -1,0 +1,124 @@
+"""What happens in the database around a webhook attempt: events fanned out to endpoints as
+deliveries, and each attempt's outcome recorded with its consequences (retry, give up, disable
+the endpoint). Each function runs inside one write transaction."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from chatflow.domain import webhooks as rules
+from chatflow.domain.models import (
+    DeliveryStatus,
+    DisabledReason,
+    Event,
+    WebhookAttempt,
+    WebhookDeliveryId,
+    WebhookEndpoint,
+)
+from chatflow.events import outbox
+from chatflow.events.types import EventType
+from chatflow.ids import new_id
+from chatflow.storage import webhooks as store
+from chatflow.storage.database import Tx
+from chatflow.storage.webhooks import Claimed
+from chatflow.views import WebhookEndpointRead, dump
+from chatflow.webhooks.sender import AttemptResult
+
+
+class WebhookFanOut:
+    """The log consumer that turns each committed event into one delivery per endpoint that
+    subscribes to it (see `events.consumers`)."""
+
+    name = "webhook-fan-out"
+
+    def handle(self, tx: Tx, batch: list[Event]) -> None:
+        endpoints = store.enabled_endpoints(tx, {event.org_id for event in batch})
+        if not endpoints:
+            return
+        rows = [
+            store.delivery_row(new_id("whd"), endpoint, event, tx.now)
+            for event in batch
+            for endpoint in endpoints.get(event.org_id, ())
+            # An endpoint receives what happens after it was made, not the past.
+            if event.created_at >= endpoint.created_at
+            and rules.subscribes_to(endpoint.event_types, event.type)
+        ]
+        store.insert_deliveries(tx, rows)
+
+
+def do_record_attempt(
+    tx: Tx,
+    claimed: Claimed,
+    result: AttemptResult,
+    attempted_at: int,
+    rng: random.Random | None = None,
+) -> None:
+    """Log the attempt and decide what comes next: done, a retry on the schedule, or failed.
+
+    A failure may change the endpoint (its failing streak, disabling it, failing its other
+    deliveries), so it locks the endpoint before the delivery: every transaction that touches
+    both takes them in that order, and concurrent outcomes for one endpoint never deadlock.
+    A success touches the endpoint only to end a failing streak (and then locks it first too,
+    as far as the claim showed the streak; a streak that began since may cost a deadlock,
+    which PostgreSQL breaks and the write retries).
+    """
+    endpoint = None
+    if not result.succeeded or claimed.endpoint.failing_since is not None:
+        endpoint = store.get_endpoint(tx, claimed.endpoint.org_id, claimed.endpoint.id, lock=True)
+        if endpoint is None:
+            return  # the endpoint was deleted, with its log, while the attempt was under way
+    delivery = store.get_delivery_for_update(tx, claimed.delivery.id)
+    if delivery is None:
+        return
+    attempt = WebhookAttempt(
+        id=new_id("wha"),
+        delivery_id=WebhookDeliveryId(delivery.id),
+        attempted_at=attempted_at,
+        latency_ms=result.latency_ms,
+        status_code=result.status_code,
+        error=result.error,
+        response_excerpt=result.response_excerpt,
+    )
+    if result.succeeded:
+        store.finish_attempt(
+            tx, delivery, attempt, status=DeliveryStatus.SUCCEEDED, next_attempt_at=tx.now
+        )
+        store.mark_endpoint_healthy(tx, delivery.endpoint_id)
+        return
+    assert endpoint is not None  # locked above, for every failure
+    status, next_attempt_at = DeliveryStatus.FAILED, tx.now
+    retry_after_ms = (
+        None if result.retry_after_seconds is None else int(result.retry_after_seconds * 1000)
+    )
+    delay = rules.retry_delay_ms(delivery.attempts + 1, retry_after_ms=retry_after_ms, rng=rng)
+    if delivery.status is not DeliveryStatus.PENDING:
+        status = delivery.status  # failed meanwhile (its endpoint was disabled): stays so
+    elif not result.gone and delay is not None:
+        status, next_attempt_at = DeliveryStatus.PENDING, tx.now + delay
+    store.finish_attempt(tx, delivery, attempt, status=status, next_attempt_at=next_attempt_at)
+    if not endpoint.enabled:
+        return
+    failing_since = endpoint.failing_since if endpoint.failing_since is not None else attempted_at
+    if result.gone:
+        disable(tx, endpoint, DisabledReason.GONE)
+    elif attempted_at - failing_since >= rules.DISABLE_AFTER_FAILING_MS:
+        disable(tx, replace(endpoint, failing_since=failing_since), DisabledReason.FAILING)
+    elif endpoint.failing_since is None:
+        store.update_endpoint(tx, replace(endpoint, failing_since=failing_since))
+
+
+def disable(tx: Tx, endpoint: WebhookEndpoint, reason: DisabledReason) -> WebhookEndpoint:
+    """Stop sending: waiting deliveries fail (`recover` queues them again once fixed), and the
+    organization is told with a `webhook_endpoint.disabled` event, unless a person did it."""
+    disabled = replace(endpoint, enabled=False, disabled_reason=reason, updated_at=tx.now)
+    store.update_endpoint(tx, disabled)
+    store.fail_pending(tx, endpoint.id, f"endpoint disabled ({reason.value})")
+    if reason is not DisabledReason.MANUAL:
+        outbox.record(
+            tx,
+            endpoint.org_id,
+            EventType.WEBHOOK_ENDPOINT_DISABLED,
+            {"endpoint": dump(WebhookEndpointRead.of(disabled)), "reason": reason.value},
+        )
+    return disabled

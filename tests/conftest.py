@@ -24,6 +24,7 @@ from chatflow.config import Settings
 from chatflow.storage.database import Database
 from chatflow.storage.migrate import upgrade
 from tests.factories import Api, Org, make_org
+from tests.webhook_receiver import WebhookReceiver
 
 POSTGRES_URL = os.environ.get("CHATFLOW_TEST_POSTGRES_URL", "postgresql://127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("CHATFLOW_TEST_REQUIRE_SERVICES") == "1"
@@ -79,7 +80,14 @@ def database(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[Dat
 
 @pytest.fixture(scope="session")
 def client(database: Database, clock: ManualClock) -> Iterator[TestClient]:
-    settings = Settings(database_url=database.url, background_work=False, auth_cache_seconds=0)
+    settings = Settings(
+        database_url=database.url,
+        background_work=False,
+        auth_cache_seconds=0,
+        # The tests' webhook receivers listen on this machine.
+        webhook_allowed_networks="127.0.0.0/8,::1/128",
+        webhook_timeout_seconds=5,
+    )
     app = create_app(settings, clock=clock, database=database)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
@@ -100,3 +108,31 @@ def api(org: Org) -> Api:
 @pytest.fixture(autouse=True)
 def _no_stale_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CHATFLOW_DATABASE_URL", raising=False)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP server on 127.0.0.1 that records requests; see tests/webhook_receiver.py."""
+    receiver = WebhookReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+REDIS_URL = os.environ.get("CHATFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis (CHATFLOW_TEST_REDIS_URL, default redis://127.0.0.1:6379/0), or a skip."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        _unavailable("Redis", exc)
+    finally:
+        client.close()
+    return REDIS_URL

@@ -11,13 +11,26 @@ from fastapi import FastAPI
 
 from chatflow.api import problems
 from chatflow.api.deps import Runtime
-from chatflow.api.routes import accounts, channels, chatrooms, contacts, events, sandbox, templates
+from chatflow.api.routes import (
+    accounts,
+    channels,
+    chatrooms,
+    contacts,
+    events,
+    sandbox,
+    stream,
+    templates,
+    webhooks,
+)
+from chatflow.background import run_background
 from chatflow.clock import Clock, SystemClock
 from chatflow.config import Settings
 from chatflow.events.bus import create_bus
+from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
-from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 from chatflow.storage.database import Database
+from chatflow.webhooks.guard import UrlGuard
+from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +45,6 @@ templates, with the rules of "sending messages via automation" (bump, relay, ass
 """
 
 
-async def _housekeeping(runtime: Runtime) -> None:
-    while True:
-        await asyncio.sleep(HOUSEKEEPING_SECONDS)
-        try:
-            await runtime.database.write(do_housekeeping)
-        except Exception:
-            log.exception("Housekeeping failed; it runs again shortly")
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -52,12 +56,24 @@ def create_app(
     clock = clock or SystemClock()
     owns_database = database is None
     db = database or Database(settings.database_url, clock)
+    guard = UrlGuard.from_setting(settings.webhook_allowed_networks)
+    bus = create_bus(settings.redis_url)
     runtime = Runtime(
         settings=settings,
         clock=clock,
         database=db,
         authenticator=Authenticator(db, settings.auth_cache_seconds),
-        bus=create_bus(settings.redis_url),
+        bus=bus,
+        url_guard=guard,
+        webhook_sender=WebhookSender(
+            guard, clock=clock, timeout_seconds=settings.webhook_timeout_seconds
+        ),
+        hub=StreamHub(
+            db,
+            bus,
+            poll_seconds=settings.stream_poll_seconds,
+            max_pending=settings.stream_max_pending,
+        ),
     )
     db.on_commit(runtime.bus.announce)
 
@@ -66,9 +82,14 @@ def create_app(
         if owns_database:
             db.start()
         await runtime.bus.start()
+        await runtime.hub.start()
         tasks = []
         if settings.background_work:
-            tasks.append(asyncio.create_task(_housekeeping(runtime)))
+            tasks.append(
+                asyncio.create_task(
+                    run_background(settings, db, runtime.bus, runtime.webhook_sender, clock)
+                )
+            )
         try:
             yield
         finally:
@@ -77,6 +98,8 @@ def create_app(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await runtime.webhook_sender.aclose()
+            await runtime.hub.close()
             await runtime.bus.close()
             if owns_database:
                 db.close()
@@ -92,7 +115,17 @@ def create_app(
     )
     app.state.runtime = runtime
     problems.install(app)
-    for module in (accounts, contacts, channels, chatrooms, templates, sandbox, events):
+    for module in (
+        accounts,
+        contacts,
+        channels,
+        chatrooms,
+        templates,
+        sandbox,
+        events,
+        webhooks,
+        stream,
+    ):
         # The routes themselves, not an included router: FastAPI matches included routers through
         # several layers of scope bookkeeping, a tenth of a request's time here.
         app.router.routes.extend(module.router.routes)

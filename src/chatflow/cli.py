@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from chatflow.clock import SystemClock
 from chatflow.config import Settings
@@ -16,6 +18,9 @@ from chatflow.services import accounts
 from chatflow.services.passwords import hash_password
 from chatflow.storage.database import Database
 from chatflow.storage.migrate import upgrade
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 DEMO_ADMIN_EMAIL = "admin@example.com"
 
@@ -68,9 +73,31 @@ API reference: {base}/docs
     )
 
 
+def serving_app() -> FastAPI:
+    """The app of one process of `chatflow serve --workers N`: uvicorn calls this factory in
+    each worker process, which reads its settings from the environment the parent set."""
+    from chatflow.app import create_app
+
+    app = create_app(Settings())
+    _freeze_startup_heap()
+    return app
+
+
+def _freeze_startup_heap() -> None:
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # full passes, and collect the young generation less often. Full passes over a large heap
+    # were the long tail of request latency.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(7_000, 20, 50)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if args.workers != 1:
+    if args.workers < 1:
+        print("chatflow serve: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not settings.redis_url:
         print(
             "chatflow serve: --workers needs CHATFLOW_REDIS_URL, because live events fan out "
             "across processes through Redis; without it the server is one process. "
@@ -78,37 +105,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    # Once, here, before any worker starts.
     upgrade(settings.database_url)
     made = _bootstrap(settings)
     if made is not None:
         _print_welcome(settings, made)
     import uvicorn
 
-    from chatflow.app import create_app
-
+    processes = "" if args.workers == 1 else f", {args.workers} processes"
     print(
         f"chatflow: serving on http://{settings.host}:{settings.port} "
-        f"({settings.database_url.split('://')[0]})",
+        f"({settings.database_url.split('://')[0]}{processes})",
         flush=True,
     )
-    app = create_app(settings)
-    # Everything built so far lives as long as the process: keep it out of the collector's
-    # full passes, and collect the young generation less often. Full passes over a large heap
-    # were the long tail of request latency.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(7_000, 20, 50)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
         # asyncio's own loop, not uvloop: at the same throughput, uvloop let some connections
         # starve under load (list pages at concurrency 64: p99 800 ms against 48 ms).
-        loop="asyncio",
-        http="httptools",
-    )
+        "loop": "asyncio",
+        "http": "httptools",
+    }
+    if args.workers == 1:
+        from chatflow.app import create_app
+
+        app = create_app(settings)
+        _freeze_startup_heap()
+        uvicorn.run(app, **options)
+        return 0
+    # The workers build their apps from the environment: hand them what the command line set.
+    os.environ["CHATFLOW_DATABASE_URL"] = settings.database_url
+    os.environ["CHATFLOW_HOST"] = settings.host
+    os.environ["CHATFLOW_PORT"] = str(settings.port)
+    uvicorn.run("chatflow.cli:serving_app", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -122,17 +153,31 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade(settings.database_url)
-    from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
+    from chatflow.background import run_background
+    from chatflow.events.bus import create_bus
+    from chatflow.webhooks.guard import UrlGuard
+    from chatflow.webhooks.sender import WebhookSender
 
-    database = Database(settings.database_url, SystemClock())
+    clock = SystemClock()
+    database = Database(settings.database_url, clock)
     database.start()
+    bus = create_bus(settings.redis_url)
+    database.on_commit(bus.announce)
 
     async def run() -> None:
-        while True:
-            await database.write(do_housekeeping)
-            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+        guard = UrlGuard.from_setting(settings.webhook_allowed_networks)
+        sender = WebhookSender(guard, clock=clock, timeout_seconds=settings.webhook_timeout_seconds)
+        await bus.start()
+        try:
+            await run_background(settings, database, bus, sender, clock)
+        finally:
+            await sender.aclose()
+            await bus.close()
 
-    print("chatflow worker: running background work (idle close, housekeeping)", flush=True)
+    print(
+        "chatflow worker: running background work (webhook delivery, idle close, housekeeping)",
+        flush=True,
+    )
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
@@ -158,7 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, help="default: 8000")
     serve.add_argument(
-        "--workers", type=int, default=1, help="server processes (needs CHATFLOW_REDIS_URL)"
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; more than one needs CHATFLOW_REDIS_URL",
     )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true", help="log every request")

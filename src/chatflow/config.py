@@ -45,3 +45,13 @@ class Settings(BaseSettings):
     stream_heartbeat_seconds: float = Field(
         default=20.0, description="Idle time after which the live stream sends a heartbeat."
     )
+    stream_poll_seconds: float = Field(
+        default=1.0,
+        description="How often the live stream reads the event log without a wake-up: a lost "
+        "wake-up delays events by at most this.",
+    )
+    stream_max_pending: int = Field(
+        default=10_000,
+        description="Events a live-stream client may fall behind before it is closed (code "
+        "4429) and told to resume from its last cursor.",
+    )

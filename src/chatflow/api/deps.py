@@ -12,8 +12,11 @@ from chatflow.config import Settings
 from chatflow.domain.access import Actor
 from chatflow.domain.paging import MAX_LIMIT
 from chatflow.events.bus import EventBus
+from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
 from chatflow.storage.database import Database
+from chatflow.webhooks.guard import UrlGuard
+from chatflow.webhooks.sender import WebhookSender
 
 SESSION_COOKIE = "chatflow_session"
 
@@ -27,6 +30,9 @@ class Runtime:
     database: Database
     authenticator: Authenticator
     bus: EventBus
+    url_guard: UrlGuard
+    webhook_sender: WebhookSender
+    hub: StreamHub
 
 
 # Every dependency is `async def`: FastAPI runs plain functions in a thread pool, a thread hop

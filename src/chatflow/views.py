@@ -447,7 +447,7 @@ class WebhookDeliveryRead(View):
 
     @classmethod
     def of(cls, delivery: WebhookDelivery, attempts: list[WebhookAttempt]) -> WebhookDeliveryRead:
-        pending = delivery.status.value == "pending"
+        pending = delivery.status.waiting
         return cls(
             id=delivery.id,
             endpoint_id=delivery.endpoint_id,
@@ -455,7 +455,7 @@ class WebhookDeliveryRead(View):
             event_type=delivery.event_type,
             chatroom_id=delivery.chatroom_id,
             seq=delivery.seq,
-            status=delivery.status.value,
+            status="pending" if pending else delivery.status.value,
             attempt_count=delivery.attempts,
             next_attempt_at=iso(delivery.next_attempt_at) if pending else None,
             last_attempt_at=_iso(delivery.last_attempt_at),

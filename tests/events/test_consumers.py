@@ -19,6 +19,9 @@ class Collector:
         self.seen: list[Event] = []
         self._fail_times = fail_times
 
+    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+        return True
+
     def handle(self, tx: Tx, batch: list[Event]) -> None:
         if self._fail_times:
             self._fail_times -= 1
@@ -79,3 +82,23 @@ def test_a_batch_that_fails_is_handled_again_and_not_skipped(
     assert broken.seen == []
     _catch_up(client, loop)
     assert [e.type for e in broken.seen if e.org_id == org.id] == ["contact.created"]
+
+
+class Uninterested(Collector):
+    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+        return False
+
+
+def test_batches_nobody_wants_are_passed_over_without_a_write(
+    org: Org, client: TestClient, database: Database
+) -> None:
+    from chatflow.storage.cursors import read_cursor
+
+    name = f"test-idle-{org.id}"
+    consumer = Uninterested(name)
+    loop = _loop(client, database, consumer)
+    org.contact()
+    assert _catch_up(client, loop) > 0
+    assert consumer.seen == []
+    assert database.read_sync(lambda tx: read_cursor(tx, name)) == (0, 0)  # never written
+    assert _catch_up(client, loop) == 0  # but this loop has moved on

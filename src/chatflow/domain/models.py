@@ -248,8 +248,16 @@ class Event:
 
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
+    HELD = "held"
+    """Pending, behind an earlier event of its chatroom whose first attempt to the same
+    endpoint has not been made yet: first attempts of a chatroom go out in `seq` order. Shown
+    as `pending` outside."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+
+    @property
+    def waiting(self) -> bool:
+        return self in (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 
 
 class DisabledReason(StrEnum):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from chatflow.domain.models import Event
@@ -27,24 +28,58 @@ class LogConsumer(Protocol):
     name: str
     """Unique and stable: it keys the consumer's cursor in the database."""
 
+    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+        """Whether the batch needs handling, decided by reading only. Most commits concern
+        nobody (no endpoint, no flow listens): passing over them costs no write transaction."""
+        ...
+
     def handle(self, tx: Tx, batch: list[Event]) -> None:
         """Act on a batch, inside the transaction that moves the cursor past it."""
         ...
 
 
-def do_consume(tx: Tx, consumer: LogConsumer, *, limit: int = BATCH) -> int:
-    """Hand the next batch to `consumer`; how many events it was (0: caught up)."""
-    after = cursors.lock_cursor(tx, consumer.name)
+Position = tuple[int, int]
+
+
+def do_consume(
+    tx: Tx, consumer: LogConsumer, *, after: Position = (0, 0), limit: int = BATCH
+) -> Position | None:
+    """Hand the next batch after the stored cursor, or after `after` if that is further, to
+    `consumer`, and move the cursor past it; where it ends (None: caught up)."""
+    start = max(cursors.lock_cursor(tx, consumer.name), after)
+    batch = event_store.read_log(tx, after=start, limit=limit)
+    if not batch:
+        return None
+    consumer.handle(tx, batch)
+    end = (batch[-1].txid, batch[-1].position)
+    cursors.move_cursor(tx, consumer.name, end)
+    return end
+
+
+@dataclass(frozen=True, slots=True)
+class _Peek:
+    end: Position
+    size: int
+    wanted: bool
+
+
+def _peek(tx: Tx, consumer: LogConsumer, after: Position, limit: int) -> _Peek | None:
     batch = event_store.read_log(tx, after=after, limit=limit)
-    if batch:
-        consumer.handle(tx, batch)
-        cursors.move_cursor(tx, consumer.name, (batch[-1].txid, batch[-1].position))
-    return len(batch)
+    if not batch:
+        return None
+    end = (batch[-1].txid, batch[-1].position)
+    return _Peek(end, len(batch), consumer.wants(tx, batch))
 
 
 class ConsumerLoop:
     """Runs one consumer: at once after each wake-up from the bus, and every `poll_seconds`
-    besides, so a lost wake-up (or one from a process without Redis) only delays it."""
+    besides, so a lost wake-up (or one from a process without Redis) only delays it.
+
+    It reads ahead of the stored cursor: a batch nobody wants moves only its position in
+    memory. Re-reading such a batch after a restart, or in another process, finds it unwanted
+    again (an endpoint or a flow made since takes only what happens after it), and the stored
+    cursor moves past it with the next batch that is handled.
+    """
 
     def __init__(
         self,
@@ -54,22 +89,41 @@ class ConsumerLoop:
         *,
         poll_seconds: float = 1.0,
         after_batch: Callable[[], None] | None = None,
+        limit: int = BATCH,
     ) -> None:
         self._database = database
         self._bus = bus
         self._consumer = consumer
         self._poll_seconds = poll_seconds
         self._after_batch = after_batch
+        self._limit = limit
+        self._position: Position | None = None
 
     async def catch_up(self) -> int:
         """Consume until the log's end; how many events were read."""
+        name = self._consumer.name
+        if self._position is None:
+            self._position = await self._database.read(lambda tx: cursors.read_cursor(tx, name))
         total = 0
         while True:
-            count = await self._database.write(lambda tx: do_consume(tx, self._consumer))
-            total += count
-            if count and self._after_batch is not None:
-                self._after_batch()
-            if count < BATCH:
+            after = self._position
+            peek = await self._database.read(
+                lambda tx: _peek(tx, self._consumer, after, self._limit)
+            )
+            if peek is None:
+                return total
+            total += peek.size
+            if peek.wanted:
+                end = await self._database.write(
+                    lambda tx: do_consume(tx, self._consumer, after=after, limit=self._limit)
+                )
+                if self._after_batch is not None:
+                    self._after_batch()
+                # None: another process handled it all meanwhile.
+                self._position = peek.end if end is None else end
+            else:
+                self._position = peek.end
+            if peek.size < self._limit:
                 return total
 
     async def run(self) -> None:

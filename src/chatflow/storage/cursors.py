@@ -36,3 +36,8 @@ def move_cursor(tx: Tx, name: str, position: tuple[int, int]) -> None:
         .where(consumer_cursors.c.name == name)
         .values(txid=position[0], position=position[1], updated_at=tx.now)
     )
+
+
+def read_cursor(tx: Tx, name: str) -> tuple[int, int]:
+    row = tx.execute(sa.select(consumer_cursors).where(consumer_cursors.c.name == name)).first()
+    return (0, 0) if row is None else (int(row.txid), int(row.position))

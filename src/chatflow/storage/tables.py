@@ -275,6 +275,7 @@ webhook_endpoints = sa.Table(
 
 _PENDING = sa.text("status = 'pending'")
 _FIRST_IN_LINE = sa.text("status = 'pending' AND attempts = 0")
+_HELD = sa.text("status = 'held'")
 
 webhook_deliveries = sa.Table(
     "webhook_deliveries",
@@ -290,7 +291,8 @@ webhook_deliveries = sa.Table(
     sa.Column("event_type", sa.String(64), nullable=False),
     _id("chatroom_id", nullable=True),
     sa.Column("seq", sa.BigInteger, nullable=True),
-    # pending → succeeded | failed; a redelivery makes it pending again.
+    # held → pending → succeeded | failed; a redelivery makes it pending again. A delivery is
+    # held while an earlier event of its chatroom waits for its first attempt to the endpoint.
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", Millis, nullable=False),
@@ -312,7 +314,8 @@ webhook_deliveries = sa.Table(
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
     ),
-    # First attempts to one endpoint go out in a chatroom's seq order: the head of each line.
+    # First attempts to one endpoint go out in a chatroom's seq order: the head of each line
+    # is pending, the rest of the line is held behind it.
     sa.Index(
         "ix_webhook_deliveries_first_in_line",
         "endpoint_id",
@@ -320,6 +323,14 @@ webhook_deliveries = sa.Table(
         "seq",
         sqlite_where=_FIRST_IN_LINE,
         postgresql_where=_FIRST_IN_LINE,
+    ),
+    sa.Index(
+        "ix_webhook_deliveries_held",
+        "endpoint_id",
+        "chatroom_id",
+        "seq",
+        sqlite_where=_HELD,
+        postgresql_where=_HELD,
     ),
 )
 

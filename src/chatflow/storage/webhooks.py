@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +102,9 @@ def get_endpoint(
         webhook_endpoints.c.org_id == org_id, webhook_endpoints.c.id == endpoint_id
     )
     if lock:
-        query = query.with_for_update()
+        # NO KEY UPDATE: deliveries being inserted for the endpoint (their foreign key takes a
+        # KEY SHARE lock) do not wait for it, nor it for them.
+        query = query.with_for_update(key_share=True)
     row = tx.execute(query).first()
     return None if row is None else _endpoint(row)
 
@@ -156,7 +158,11 @@ def _delivery(row: Any) -> WebhookDelivery:
 
 
 def delivery_row(
-    delivery_id: str, endpoint: WebhookEndpoint, event: Event, now: int
+    delivery_id: str,
+    endpoint: WebhookEndpoint,
+    event: Event,
+    now: int,
+    status: DeliveryStatus = DeliveryStatus.PENDING,
 ) -> dict[str, Any]:
     return {
         "id": delivery_id,
@@ -166,7 +172,7 @@ def delivery_row(
         "event_type": event.type,
         "chatroom_id": event.chatroom_id,
         "seq": event.seq,
-        "status": DeliveryStatus.PENDING.value,
+        "status": status.value,
         "attempts": 0,
         "next_attempt_at": now,
         "locked_until": None,
@@ -205,7 +211,9 @@ def list_deliveries(
     query = sa.select(webhook_deliveries).where(webhook_deliveries.c.endpoint_id == endpoint_id)
     if before is not None:
         query = query.where(webhook_deliveries.c.id < before)
-    if status is not None:
+    if status is DeliveryStatus.PENDING:
+        query = query.where(webhook_deliveries.c.status.in_([_PENDING, _HELD]))
+    elif status is not None:
         query = query.where(webhook_deliveries.c.status == status.value)
     if event_id is not None:
         query = query.where(webhook_deliveries.c.event_id == event_id)
@@ -247,22 +255,63 @@ class Claimed:
 
 
 _d = webhook_deliveries
-_earlier = webhook_deliveries.alias("earlier")
 _PENDING = DeliveryStatus.PENDING.value
+_HELD = DeliveryStatus.HELD.value
+_WAITING = [_PENDING, _HELD]
 
-# A first attempt waits for the first attempts of its chatroom's earlier events to the same
-# endpoint; a retry waits for nothing (consumers order by seq).
-_FIRST_IN_LINE = sa.or_(
-    _d.c.attempts > 0,
-    _d.c.chatroom_id.is_(None),
-    ~sa.exists().where(
-        _earlier.c.endpoint_id == _d.c.endpoint_id,
-        _earlier.c.chatroom_id == _d.c.chatroom_id,
-        _earlier.c.status == _PENDING,
-        _earlier.c.attempts == 0,
-        _earlier.c.seq < _d.c.seq,
-    ),
-)
+Line = tuple[str, str]
+"""An endpoint and a chatroom: first attempts of the chatroom's events to it go in seq order."""
+
+
+def lock_lines(tx: Tx, lines: Sequence[Line]) -> None:
+    """Serialize the transactions that extend a line (fan-out) and advance it (an attempt
+    recorded) until this one ends, so a delivery is never held behind one that is already
+    done. In sorted order, so two fan-outs never deadlock; SQLite writes one at a time."""
+    if tx.dialect != "postgresql":
+        return
+    for endpoint_id, chatroom_id in sorted(set(lines)):
+        tx.conn.exec_driver_sql(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%(line)s, 0))",
+            {"line": f"webhook-line\n{endpoint_id}\n{chatroom_id}"},
+        )
+
+
+def busy_lines(tx: Tx, lines: Sequence[Line]) -> set[Line]:
+    """The lines that already have an event waiting for its first attempt."""
+    wanted = set(lines)
+    if not wanted:
+        return set()
+    endpoint_ids = sorted({e for e, _ in wanted})
+    chatroom_ids = sorted({c for _, c in wanted})
+    in_lines = sa.and_(_d.c.endpoint_id.in_(endpoint_ids), _d.c.chatroom_id.in_(chatroom_ids))
+    rows = tx.execute(
+        sa.union(
+            sa.select(_d.c.endpoint_id, _d.c.chatroom_id).where(
+                in_lines, _d.c.status == _PENDING, _d.c.attempts == 0
+            ),
+            sa.select(_d.c.endpoint_id, _d.c.chatroom_id).where(in_lines, _d.c.status == _HELD),
+        )
+    )
+    return {(row.endpoint_id, row.chatroom_id) for row in rows} & wanted
+
+
+def release_next(tx: Tx, line: Line) -> None:
+    """The first attempt at the head of the line was made: the next event may go."""
+    endpoint_id, chatroom_id = line
+    following = (
+        sa.select(_d.c.id)
+        .where(
+            _d.c.endpoint_id == endpoint_id, _d.c.chatroom_id == chatroom_id, _d.c.status == _HELD
+        )
+        .order_by(_d.c.seq)
+        .limit(1)
+        .scalar_subquery()
+    )
+    tx.execute(
+        _d.update()
+        .where(_d.c.id == following)
+        .values(status=_PENDING, next_attempt_at=tx.now, updated_at=tx.now)
+    )
 
 
 def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
@@ -277,7 +326,6 @@ def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
             _d.c.status == _PENDING,
             _d.c.next_attempt_at <= now,
             sa.or_(_d.c.locked_until.is_(None), _d.c.locked_until <= now),
-            _FIRST_IN_LINE,
         )
         .order_by(_d.c.next_attempt_at, _d.c.id)
         .limit(limit)
@@ -380,7 +428,7 @@ def fail_pending(tx: Tx, endpoint_id: str, reason: str) -> int:
     """A disabled endpoint's waiting deliveries fail at once; `recover` can queue them again."""
     result = tx.execute(
         _d.update()
-        .where(_d.c.endpoint_id == endpoint_id, _d.c.status == _PENDING)
+        .where(_d.c.endpoint_id == endpoint_id, _d.c.status.in_(_WAITING))
         .values(status=DeliveryStatus.FAILED.value, last_error=reason, updated_at=tx.now)
     )
     return int(result.rowcount)
@@ -427,7 +475,7 @@ def prune(tx: Tx, *, finished_before: int, limit: int) -> int:
     """Forget finished deliveries (and their attempts) last touched before a time."""
     old = (
         sa.select(_d.c.id)
-        .where(_d.c.status != _PENDING, _d.c.updated_at < finished_before)
+        .where(_d.c.status.not_in(_WAITING), _d.c.updated_at < finished_before)
         .limit(limit)
     )
     ids = [row.id for row in tx.execute(old)]

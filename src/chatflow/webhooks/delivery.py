@@ -32,19 +32,43 @@ class WebhookFanOut:
 
     name = "webhook-fan-out"
 
+    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+        return bool(_subscriptions(tx, batch))
+
     def handle(self, tx: Tx, batch: list[Event]) -> None:
-        endpoints = store.enabled_endpoints(tx, {event.org_id for event in batch})
-        if not endpoints:
+        made = _subscriptions(tx, batch)
+        if not made:
             return
-        rows = [
-            store.delivery_row(new_id("whd"), endpoint, event, tx.now)
-            for event in batch
-            for endpoint in endpoints.get(event.org_id, ())
-            # An endpoint receives what happens after it was made, not the past.
-            if event.created_at >= endpoint.created_at
-            and rules.subscribes_to(endpoint.event_types, event.type)
-        ]
+        # Each chatroom's events to an endpoint form a line: its head is pending, the rest
+        # held until the head's first attempt is made (see `do_record_attempt`).
+        lines = [(e.id, v.chatroom_id) for e, v in made if v.chatroom_id is not None]
+        store.lock_lines(tx, lines)
+        busy = store.busy_lines(tx, lines)
+        rows = []
+        for endpoint, event in sorted(made, key=lambda pair: pair[1].seq or 0):
+            status = DeliveryStatus.PENDING
+            if event.chatroom_id is not None:
+                line = (endpoint.id, event.chatroom_id)
+                if line in busy:
+                    status = DeliveryStatus.HELD
+                busy.add(line)
+            rows.append(store.delivery_row(new_id("whd"), endpoint, event, tx.now, status))
         store.insert_deliveries(tx, rows)
+
+
+def _subscriptions(tx: Tx, batch: list[Event]) -> list[tuple[WebhookEndpoint, Event]]:
+    """Each event of the batch with each enabled endpoint that subscribes to it."""
+    endpoints = store.enabled_endpoints(tx, {event.org_id for event in batch})
+    if not endpoints:
+        return []
+    return [
+        (endpoint, event)
+        for event in batch
+        for endpoint in endpoints.get(event.org_id, ())
+        # An endpoint receives what happens after it was made, not the past.
+        if event.created_at >= endpoint.created_at
+        and rules.subscribes_to(endpoint.event_types, event.type)
+    ]
 
 
 def do_record_attempt(
@@ -71,6 +95,11 @@ def do_record_attempt(
     delivery = store.get_delivery_for_update(tx, claimed.delivery.id)
     if delivery is None:
         return
+    if delivery.attempts == 0 and delivery.chatroom_id is not None:
+        # Its first attempt is made, whatever came of it: the chatroom's next event may go.
+        line = (delivery.endpoint_id, delivery.chatroom_id)
+        store.lock_lines(tx, [line])
+        store.release_next(tx, line)
     attempt = WebhookAttempt(
         id=new_id("wha"),
         delivery_id=WebhookDeliveryId(delivery.id),
@@ -92,7 +121,7 @@ def do_record_attempt(
         None if result.retry_after_seconds is None else int(result.retry_after_seconds * 1000)
     )
     delay = rules.retry_delay_ms(delivery.attempts + 1, retry_after_ms=retry_after_ms, rng=rng)
-    if delivery.status is not DeliveryStatus.PENDING:
+    if not delivery.status.waiting:
         status = delivery.status  # failed meanwhile (its endpoint was disabled): stays so
     elif not result.gone and delay is not None:
         status, next_attempt_at = DeliveryStatus.PENDING, tx.now + delay

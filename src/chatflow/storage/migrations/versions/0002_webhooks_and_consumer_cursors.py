@@ -2,7 +2,7 @@
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-21 20:03:50.395593
+Create Date: 2026-11-21 20:57:07.780708
 """
 
 from __future__ import annotations
@@ -140,6 +140,13 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'pending' AND attempts = 0"),
         )
         batch_op.create_index(
+            "ix_webhook_deliveries_held",
+            ["endpoint_id", "chatroom_id", "seq"],
+            unique=False,
+            sqlite_where=sa.text("status = 'held'"),
+            postgresql_where=sa.text("status = 'held'"),
+        )
+        batch_op.create_index(
             batch_op.f("ix_webhook_deliveries_updated_at"), ["updated_at"], unique=False
         )
 
@@ -204,6 +211,11 @@ def downgrade() -> None:
     op.drop_table("webhook_attempts")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_updated_at"))
+        batch_op.drop_index(
+            "ix_webhook_deliveries_held",
+            sqlite_where=sa.text("status = 'held'"),
+            postgresql_where=sa.text("status = 'held'"),
+        )
         batch_op.drop_index(
             "ix_webhook_deliveries_first_in_line",
             sqlite_where=sa.text("status = 'pending' AND attempts = 0"),

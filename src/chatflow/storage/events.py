@@ -83,6 +83,16 @@ def event_of(row: Any) -> Event:
     )
 
 
+def _after(tx: Tx, after: tuple[int, int]) -> sa.ColumnElement[bool]:
+    """Events after `(txid, position)`, as a condition an index range scan can use. SQLite's
+    planner takes only the first column of a row-value comparison into its range, and every
+    SQLite event has the same txid (0): there it is a range on position alone."""
+    txid, position = after
+    if tx.dialect == "sqlite":
+        return sa.and_(events.c.txid == txid, events.c.position > position)
+    return sa.tuple_(events.c.txid, events.c.position) > sa.tuple_(txid, position)
+
+
 def list_events(
     tx: Tx,
     org_id: str,
@@ -102,7 +112,7 @@ def list_events(
     """
     query = sa.select(events).where(events.c.org_id == org_id, events.c.txid < visible_horizon())
     if after is not None:
-        query = query.where(sa.tuple_(events.c.txid, events.c.position) > sa.tuple_(*after))
+        query = query.where(_after(tx, after))
     if types:
         query = query.where(events.c.type.in_(types))
     if chatroom_id is not None:
@@ -118,7 +128,7 @@ def read_log(tx: Tx, *, after: tuple[int, int], limit: int) -> list[Event]:
         sa.select(events)
         .where(
             events.c.txid < visible_horizon(),
-            sa.tuple_(events.c.txid, events.c.position) > sa.tuple_(*after),
+            _after(tx, after),
         )
         .order_by(events.c.txid, events.c.position)
         .limit(limit)

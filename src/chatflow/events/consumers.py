@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from chatflow.domain.models import Event
@@ -108,14 +109,14 @@ class ConsumerLoop:
         while True:
             after = self._position
             peek = await self._database.read(
-                lambda tx: _peek(tx, self._consumer, after, self._limit)
+                partial(_peek, consumer=self._consumer, after=after, limit=self._limit)
             )
             if peek is None:
                 return total
             total += peek.size
             if peek.wanted:
                 end = await self._database.write(
-                    lambda tx: do_consume(tx, self._consumer, after=after, limit=self._limit)
+                    partial(do_consume, consumer=self._consumer, after=after, limit=self._limit)
                 )
                 if self._after_batch is not None:
                     self._after_batch()

@@ -24,6 +24,7 @@ from chatflow.domain.models import (
 from chatflow.storage import json
 from chatflow.storage.database import Tx
 from chatflow.storage.events import event_of
+from chatflow.storage.sql import InQuery, Query, param
 from chatflow.storage.tables import (
     events,
     webhook_attempts,
@@ -295,50 +296,51 @@ def busy_lines(tx: Tx, lines: Sequence[Line]) -> set[Line]:
     return {(row.endpoint_id, row.chatroom_id) for row in rows} & wanted
 
 
-def release_next(tx: Tx, line: Line) -> None:
-    """The first attempt at the head of the line was made: the next event may go."""
-    endpoint_id, chatroom_id = line
-    following = (
-        sa.select(_d.c.id)
+_RELEASE_NEXT = Query(
+    _d.update()
+    .where(
+        _d.c.id
+        == sa.select(_d.c.id)
         .where(
-            _d.c.endpoint_id == endpoint_id, _d.c.chatroom_id == chatroom_id, _d.c.status == _HELD
+            _d.c.endpoint_id == param("endpoint_id"),
+            _d.c.chatroom_id == param("chatroom_id"),
+            _d.c.status == _HELD,
         )
         .order_by(_d.c.seq)
         .limit(1)
         .scalar_subquery()
     )
-    tx.execute(
+    .values(status=_PENDING, next_attempt_at=param("now"), updated_at=param("now"))
+)
+
+
+def release_next(tx: Tx, line: Line) -> None:
+    """The first attempt at the head of the line was made: the next event may go."""
+    endpoint_id, chatroom_id = line
+    tx.run(_RELEASE_NEXT, {"endpoint_id": endpoint_id, "chatroom_id": chatroom_id, "now": tx.now})
+
+
+_DUE = Query(
+    sa.select(_d.c.id)
+    .where(
+        _d.c.status == _PENDING,
+        _d.c.next_attempt_at <= param("now"),
+        sa.or_(_d.c.locked_until.is_(None), _d.c.locked_until <= param("now")),
+    )
+    .order_by(_d.c.next_attempt_at, _d.c.id)
+    .limit(param("limit"))
+    # Other claimers skip these rows (PostgreSQL); SQLite has one writer at a time anyway.
+    .with_for_update(skip_locked=True, of=_d)
+)
+_LEASE = InQuery(
+    lambda ids: (
         _d.update()
-        .where(_d.c.id == following)
-        .values(status=_PENDING, next_attempt_at=tx.now, updated_at=tx.now)
+        .where(_d.c.id.in_(ids))
+        .values(locked_until=param("locked_until"), updated_at=param("now"))
     )
-
-
-def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
-    """Take up to `limit` due deliveries for `lease_ms`; other claimers skip them meanwhile.
-
-    On PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite
-    runs one write transaction at a time, across processes too.
-    """
-    due = (
-        sa.select(_d.c.id)
-        .where(
-            _d.c.status == _PENDING,
-            _d.c.next_attempt_at <= now,
-            sa.or_(_d.c.locked_until.is_(None), _d.c.locked_until <= now),
-        )
-        .order_by(_d.c.next_attempt_at, _d.c.id)
-        .limit(limit)
-    )
-    if tx.dialect == "postgresql":
-        due = due.with_for_update(skip_locked=True, of=_d)
-    ids = [row.id for row in tx.execute(due)]
-    if not ids:
-        return []
-    tx.execute(
-        _d.update().where(_d.c.id.in_(ids)).values(locked_until=now + lease_ms, updated_at=now)
-    )
-    rows = tx.execute(
+)
+_CLAIMED = InQuery(
+    lambda ids: (
         sa.select(
             _d,
             *[c.label(f"ep__{c.name}") for c in webhook_endpoints.c],
@@ -348,12 +350,24 @@ def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
         .join(events, events.c.id == _d.c.event_id)
         .where(_d.c.id.in_(ids))
         .order_by(_d.c.next_attempt_at, _d.c.id)
-    ).all()
+    )
+)
+
+
+def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
+    """Take up to `limit` due deliveries for `lease_ms`; other claimers skip them meanwhile.
+
+    On PostgreSQL concurrent claimers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite
+    runs one write transaction at a time, across processes too.
+    """
+    ids = [row.id for row in tx.run(_DUE, {"now": now, "limit": limit})]
+    if not ids:
+        return []
+    _LEASE.run(tx.conn, ids, {"locked_until": now + lease_ms, "now": now})
     claimed = []
-    for row in rows:
-        mapping = row._mapping
-        endpoint = _endpoint(_Prefixed(mapping, "ep__"))
-        event = event_of(_Prefixed(mapping, "ev__"))
+    for row in _CLAIMED.run(tx.conn, ids):
+        endpoint = _endpoint(_Prefixed(row, "ep__"))
+        event = event_of(_Prefixed(row, "ev__"))
         claimed.append(Claimed(_delivery(row), endpoint, event))
     return claimed
 
@@ -361,20 +375,53 @@ def claim_due(tx: Tx, *, now: int, limit: int, lease_ms: int) -> list[Claimed]:
 class _Prefixed:
     """Attribute access to the columns of a joined row that carry a prefix."""
 
-    def __init__(self, mapping: Any, prefix: str) -> None:
-        self._mapping = mapping
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row = row
         self._prefix = prefix
 
     def __getattr__(self, name: str) -> Any:
-        return self._mapping[self._prefix + name]
+        return getattr(self._row, self._prefix + name)
+
+
+_DELIVERY_FOR_UPDATE = Query(sa.select(_d).where(_d.c.id == param("id")).with_for_update())
 
 
 def get_delivery_for_update(tx: Tx, delivery_id: str) -> WebhookDelivery | None:
-    query = sa.select(_d).where(_d.c.id == delivery_id)
-    if tx.dialect == "postgresql":
-        query = query.with_for_update()
-    row = tx.execute(query).first()
+    row = tx.run(_DELIVERY_FOR_UPDATE, {"id": delivery_id}).first()
     return None if row is None else _delivery(row)
+
+
+_INSERT_ATTEMPT = Query(
+    webhook_attempts.insert().values(
+        id=param("id"),
+        delivery_id=param("delivery_id"),
+        org_id=param("org_id"),
+        attempted_at=param("attempted_at"),
+        latency_ms=param("latency_ms"),
+        status_code=param("status_code"),
+        error=param("error"),
+        response_excerpt=param("response_excerpt"),
+    )
+)
+_FINISH = Query(
+    _d.update()
+    .where(_d.c.id == param("id"))
+    .values(
+        status=param("status"),
+        attempts=_d.c.attempts + 1,
+        next_attempt_at=param("next_attempt_at"),
+        locked_until=None,
+        last_attempt_at=param("last_attempt_at"),
+        last_status_code=param("last_status_code"),
+        last_error=param("last_error"),
+        updated_at=param("now"),
+    )
+)
+_MARK_HEALTHY = Query(
+    webhook_endpoints.update()
+    .where(webhook_endpoints.c.id == param("id"), webhook_endpoints.c.failing_since.is_not(None))
+    .values(failing_since=None)
+)
 
 
 def finish_attempt(
@@ -385,43 +432,36 @@ def finish_attempt(
     status: DeliveryStatus,
     next_attempt_at: int,
 ) -> None:
-    tx.execute(
-        webhook_attempts.insert().values(
-            id=attempt.id,
-            delivery_id=attempt.delivery_id,
-            org_id=delivery.org_id,
-            attempted_at=attempt.attempted_at,
-            latency_ms=attempt.latency_ms,
-            status_code=attempt.status_code,
-            error=attempt.error,
-            response_excerpt=attempt.response_excerpt,
-        )
+    tx.run(
+        _INSERT_ATTEMPT,
+        {
+            "id": attempt.id,
+            "delivery_id": attempt.delivery_id,
+            "org_id": delivery.org_id,
+            "attempted_at": attempt.attempted_at,
+            "latency_ms": attempt.latency_ms,
+            "status_code": attempt.status_code,
+            "error": attempt.error,
+            "response_excerpt": attempt.response_excerpt,
+        },
     )
-    tx.execute(
-        _d.update()
-        .where(_d.c.id == delivery.id)
-        .values(
-            status=status.value,
-            attempts=_d.c.attempts + 1,
-            next_attempt_at=next_attempt_at,
-            locked_until=None,
-            last_attempt_at=attempt.attempted_at,
-            last_status_code=attempt.status_code,
-            last_error=attempt.error,
-            updated_at=tx.now,
-        )
+    tx.run(
+        _FINISH,
+        {
+            "id": delivery.id,
+            "status": status.value,
+            "next_attempt_at": next_attempt_at,
+            "last_attempt_at": attempt.attempted_at,
+            "last_status_code": attempt.status_code,
+            "last_error": attempt.error,
+            "now": tx.now,
+        },
     )
 
 
 def mark_endpoint_healthy(tx: Tx, endpoint_id: str) -> None:
     """A success ends a failing streak; written only when there is one, to keep the row cold."""
-    tx.execute(
-        webhook_endpoints.update()
-        .where(
-            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.failing_since.is_not(None)
-        )
-        .values(failing_since=None)
-    )
+    tx.run(_MARK_HEALTHY, {"id": endpoint_id})
 
 
 def fail_pending(tx: Tx, endpoint_id: str, reason: str) -> int:

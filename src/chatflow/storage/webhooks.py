@@ -260,40 +260,41 @@ _PENDING = DeliveryStatus.PENDING.value
 _HELD = DeliveryStatus.HELD.value
 _WAITING = [_PENDING, _HELD]
 
+# Written into the SQL, not bound: PostgreSQL's generic plan for a prepared statement can use a
+# partial index (`WHERE status = 'pending'`) only when the query states the same literal.
+_IS_PENDING = _d.c.status == sa.literal_column("'pending'")
+_IS_HELD = _d.c.status == sa.literal_column("'held'")
+_NEVER_ATTEMPTED = _d.c.attempts == sa.literal_column("0")
+
 Line = tuple[str, str]
 """An endpoint and a chatroom: first attempts of the chatroom's events to it go in seq order."""
 
 
-def lock_lines(tx: Tx, lines: Sequence[Line]) -> None:
-    """Serialize the transactions that extend a line (fan-out) and advance it (an attempt
-    recorded) until this one ends, so a delivery is never held behind one that is already
-    done. In sorted order, so two fan-outs never deadlock; SQLite writes one at a time."""
-    if tx.dialect != "postgresql":
-        return
-    for endpoint_id, chatroom_id in sorted(set(lines)):
-        tx.conn.exec_driver_sql(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%(line)s, 0))",
-            {"line": f"webhook-line\n{endpoint_id}\n{chatroom_id}"},
-        )
-
-
 def busy_lines(tx: Tx, lines: Sequence[Line]) -> set[Line]:
-    """The lines that already have an event waiting for its first attempt."""
+    """The lines that already have an event waiting for its first attempt.
+
+    The heads found are locked until this transaction ends. Recording a head's first attempt
+    locks the head too, then releases the next held delivery: so either that recording ends
+    first, and the head is no longer found here, or it waits for this transaction and then
+    releases what it holds back. No delivery is ever held behind a line that has moved on.
+    (SQLite writes one transaction at a time.)
+    """
     wanted = set(lines)
     if not wanted:
         return set()
     endpoint_ids = sorted({e for e, _ in wanted})
     chatroom_ids = sorted({c for _, c in wanted})
     in_lines = sa.and_(_d.c.endpoint_id.in_(endpoint_ids), _d.c.chatroom_id.in_(chatroom_ids))
-    rows = tx.execute(
-        sa.union(
-            sa.select(_d.c.endpoint_id, _d.c.chatroom_id).where(
-                in_lines, _d.c.status == _PENDING, _d.c.attempts == 0
-            ),
-            sa.select(_d.c.endpoint_id, _d.c.chatroom_id).where(in_lines, _d.c.status == _HELD),
-        )
+    heads = tx.execute(
+        sa.select(_d.c.endpoint_id, _d.c.chatroom_id)
+        .where(in_lines, _IS_PENDING, _NEVER_ATTEMPTED)
+        .order_by(_d.c.id)
+        .with_for_update()
     )
-    return {(row.endpoint_id, row.chatroom_id) for row in rows} & wanted
+    held = tx.execute(
+        sa.select(_d.c.endpoint_id, _d.c.chatroom_id).where(in_lines, _IS_HELD).distinct()
+    )
+    return {(row.endpoint_id, row.chatroom_id) for row in [*heads, *held]} & wanted
 
 
 _RELEASE_NEXT = Query(
@@ -304,7 +305,7 @@ _RELEASE_NEXT = Query(
         .where(
             _d.c.endpoint_id == param("endpoint_id"),
             _d.c.chatroom_id == param("chatroom_id"),
-            _d.c.status == _HELD,
+            _IS_HELD,
         )
         .order_by(_d.c.seq)
         .limit(1)
@@ -323,7 +324,7 @@ def release_next(tx: Tx, line: Line) -> None:
 _DUE = Query(
     sa.select(_d.c.id)
     .where(
-        _d.c.status == _PENDING,
+        _IS_PENDING,
         _d.c.next_attempt_at <= param("now"),
         sa.or_(_d.c.locked_until.is_(None), _d.c.locked_until <= param("now")),
     )

@@ -42,7 +42,6 @@ class WebhookFanOut:
         # Each chatroom's events to an endpoint form a line: its head is pending, the rest
         # held until the head's first attempt is made (see `do_record_attempt`).
         lines = [(e.id, v.chatroom_id) for e, v in made if v.chatroom_id is not None]
-        store.lock_lines(tx, lines)
         busy = store.busy_lines(tx, lines)
         rows = []
         for endpoint, event in sorted(made, key=lambda pair: pair[1].seq or 0):
@@ -97,9 +96,8 @@ def do_record_attempt(
         return
     if delivery.attempts == 0 and delivery.chatroom_id is not None:
         # Its first attempt is made, whatever came of it: the chatroom's next event may go.
-        line = (delivery.endpoint_id, delivery.chatroom_id)
-        store.lock_lines(tx, [line])
-        store.release_next(tx, line)
+        # (The delivery's row lock, taken above, orders this against fan-out: `busy_lines`.)
+        store.release_next(tx, (delivery.endpoint_id, delivery.chatroom_id))
     attempt = WebhookAttempt(
         id=new_id("wha"),
         delivery_id=WebhookDeliveryId(delivery.id),

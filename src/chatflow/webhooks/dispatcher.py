@@ -17,19 +17,30 @@ import asyncio
 import contextlib
 import logging
 import random
+from dataclasses import dataclass
+from functools import partial
 
 from chatflow.clock import Clock, to_millis
 from chatflow.events.bus import EventBus
 from chatflow.events.consumers import ConsumerLoop
 from chatflow.storage import webhooks as store
-from chatflow.storage.database import Database
+from chatflow.storage.database import Database, Tx
 from chatflow.storage.webhooks import Claimed
 from chatflow.webhooks.delivery import WebhookFanOut, do_record_attempt
 from chatflow.webhooks.payload import body_of
-from chatflow.webhooks.sender import WebhookSender
+from chatflow.webhooks.sender import AttemptResult, WebhookSender
 from chatflow.webhooks.signing import webhook_headers
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Outcome:
+    claimed: Claimed
+    result: AttemptResult
+    attempted_at: int
+    recorded: asyncio.Future[None]
+
 
 LEASE_MARGIN_MS = 5_000
 """A claimed delivery stays claimed this long beyond the attempt's timeout: recording an
@@ -66,6 +77,8 @@ class Dispatcher:
             after_batch=self._new_deliveries,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._outcomes: list[_Outcome] = []
+        self._recorder: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
         """Set when an attempt ends (room for another) or fan-out made deliveries."""
 
@@ -94,9 +107,39 @@ class Dispatcher:
             body,
         )
         result = await self._sender.send(claimed.endpoint.url, headers, body)
-        await self._database.write(
-            lambda tx: do_record_attempt(tx, claimed, result, attempted_at, self._rng)
+        outcome = _Outcome(
+            claimed, result, attempted_at, asyncio.get_running_loop().create_future()
         )
+        self._outcomes.append(outcome)
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_outcomes())
+        await asyncio.shield(outcome.recorded)
+
+    async def _record_outcomes(self) -> None:
+        """Record the outcomes that arrive while a write is under way together, in one
+        transaction: with many attempts in flight, a commit each was most of the cost."""
+        while self._outcomes:
+            batch, self._outcomes = self._outcomes, []
+            # In id order, as fan-out locks the heads of lines: concurrent writers lock alike.
+            batch.sort(key=lambda o: o.claimed.delivery.id)
+            try:
+                await self._database.write(partial(self._record, batch=batch))
+            except Exception:
+                # One outcome that cannot be recorded must not take the others with it.
+                for outcome in batch:
+                    try:
+                        await self._database.write(partial(self._record, batch=[outcome]))
+                    except Exception as exc:
+                        outcome.recorded.set_exception(exc)
+                    else:
+                        outcome.recorded.set_result(None)
+            else:
+                for outcome in batch:
+                    outcome.recorded.set_result(None)
+
+    def _record(self, tx: Tx, batch: list[_Outcome]) -> None:
+        for outcome in batch:
+            do_record_attempt(tx, outcome.claimed, outcome.result, outcome.attempted_at, self._rng)
 
     async def run_due(self) -> int:
         """Fan out, then attempt everything due, in waves, until nothing is due; how many
@@ -120,9 +163,10 @@ class Dispatcher:
         try:
             await asyncio.gather(*loops)
         finally:
-            for task in [*loops, *self._in_flight]:
+            tasks = [*loops, *self._in_flight, *([self._recorder] if self._recorder else [])]
+            for task in tasks:
                 task.cancel()
-            for task in [*loops, *self._in_flight]:
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 

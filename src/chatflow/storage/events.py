@@ -29,11 +29,24 @@ def _bigint_sql(name: str, *, default: str, postgresql: str) -> type[FunctionEle
 current_txid = _bigint_sql(
     "current_txid", default="0", postgresql="pg_current_xact_id()::text::bigint"
 )
-# Every transaction with a smaller id has ended: rows below it are final.
+# Every transaction of this database with a smaller id has ended: rows below it are final.
+#
+# The oldest transaction still running in the reader's own snapshot, not counting those known to
+# run in another database of the same server (they cannot write here): a long transaction
+# elsewhere on a shared server must not hold this log back. The in-progress ids come from the
+# snapshot itself, so the answer agrees with what the reader's query sees; pg_stat_activity,
+# read a moment later, only excludes ids, and an id it does not show (ended since, or hidden
+# from this role) counts as this database's, which can only delay, never skip.
 visible_horizon = _bigint_sql(
     "visible_horizon",
     default="1",
-    postgresql="pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+    postgresql="(SELECT coalesce(min(x::text::bigint), "
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint) "
+    "FROM pg_snapshot_xip(pg_current_snapshot()) AS x "
+    "WHERE mod(x::text::bigint, 4294967296) NOT IN ("
+    "SELECT a.backend_xid::text::bigint FROM pg_stat_activity AS a "
+    "WHERE a.backend_xid IS NOT NULL AND a.datid IS DISTINCT FROM "
+    "(SELECT d.oid FROM pg_database AS d WHERE d.datname = current_database())))",
 )
 
 

@@ -319,14 +319,6 @@ async def send_at_rate(
 # -- measuring -----------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest rank."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
 @dataclass(frozen=True, slots=True)
 class Latency:
     """Milliseconds, over the measured messages that arrived."""
@@ -342,9 +334,9 @@ class Latency:
         values = sorted(1000 * s for s in seconds)
         return Latency(
             count=len(values),
-            p50_ms=round(percentile(values, 0.50), 2),
-            p90_ms=round(percentile(values, 0.90), 2),
-            p99_ms=round(percentile(values, 0.99), 2),
+            p50_ms=round(loadgen.percentile(values, 0.50), 2),
+            p90_ms=round(loadgen.percentile(values, 0.90), 2),
+            p99_ms=round(loadgen.percentile(values, 0.99), 2),
             max_ms=round(values[-1], 2) if values else float("nan"),
         )
 

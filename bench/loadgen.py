@@ -254,3 +254,11 @@ def process_cpu_seconds(pid: int) -> float:
 
 def now() -> float:
     return time.monotonic()
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest rank."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]

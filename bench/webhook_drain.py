@@ -291,14 +291,6 @@ def wait_for_messages(
         time.sleep(0.05)
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest rank."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
 # -- measuring -----------------------------------------------------------------------------------
 
 
@@ -502,10 +494,10 @@ def _drain_point(
         all_received_seconds=round(times[-1] - restarted, 2) if n else float("nan"),
         sustained_rate=round((high - low) / span, 1) if span > 0 else 0.0,
         overall_rate=round(n / (times[-1] - times[0]), 1) if n > 1 else 0.0,
-        after_start_p50_ms=round(percentile(after_start, 0.50), 1),
-        after_start_p99_ms=round(percentile(after_start, 0.99), 1),
-        commit_to_receipt_p50_ms=round(percentile(latencies, 0.50), 1),
-        commit_to_receipt_p99_ms=round(percentile(latencies, 0.99), 1),
+        after_start_p50_ms=round(loadgen.percentile(after_start, 0.50), 1),
+        after_start_p99_ms=round(loadgen.percentile(after_start, 0.99), 1),
+        commit_to_receipt_p50_ms=round(loadgen.percentile(latencies, 0.50), 1),
+        commit_to_receipt_p99_ms=round(loadgen.percentile(latencies, 0.99), 1),
         server_cpu_pct=round(100 * server_cpu / wall, 1),
         client_cpu_pct=round(100 * client_cpu / wall, 1),
         other_cpu_pct=round(100 * max(0.0, host_cpu - server_cpu - client_cpu) / wall, 1),
@@ -545,9 +537,9 @@ def _live_point(
         sent=len(sender.acknowledged),
         achieved_rate=round(len(sender.acknowledged) / seconds, 1),
         received=len(latencies),
-        p50_ms=round(percentile(latencies, 0.50), 1),
-        p90_ms=round(percentile(latencies, 0.90), 1),
-        p99_ms=round(percentile(latencies, 0.99), 1),
+        p50_ms=round(loadgen.percentile(latencies, 0.50), 1),
+        p90_ms=round(loadgen.percentile(latencies, 0.90), 1),
+        p99_ms=round(loadgen.percentile(latencies, 0.99), 1),
         max_ms=round(latencies[-1], 1) if latencies else float("nan"),
         server_cpu_pct=round(100 * cpu / wall, 1),
     )

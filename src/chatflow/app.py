@@ -22,15 +22,13 @@ from chatflow.api.routes import (
     templates,
     webhooks,
 )
-from chatflow.background import run_background
+from chatflow.background import run_background, webhook_sender
 from chatflow.clock import Clock, SystemClock
 from chatflow.config import Settings
 from chatflow.events.bus import create_bus
 from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
 from chatflow.storage.database import Database
-from chatflow.webhooks.guard import UrlGuard
-from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +54,7 @@ def create_app(
     clock = clock or SystemClock()
     owns_database = database is None
     db = database or Database(settings.database_url, clock)
-    guard = UrlGuard.from_setting(settings.webhook_allowed_networks)
+    sender = webhook_sender(settings, clock)
     bus = create_bus(settings.redis_url)
     runtime = Runtime(
         settings=settings,
@@ -64,10 +62,8 @@ def create_app(
         database=db,
         authenticator=Authenticator(db, settings.auth_cache_seconds),
         bus=bus,
-        url_guard=guard,
-        webhook_sender=WebhookSender(
-            guard, clock=clock, timeout_seconds=settings.webhook_timeout_seconds
-        ),
+        url_guard=sender.guard,
+        webhook_sender=sender,
         hub=StreamHub(
             db,
             bus,

@@ -18,6 +18,7 @@ from chatflow.events.consumers import ConsumerLoop, LogConsumer
 from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 from chatflow.storage.database import Database
 from chatflow.webhooks.dispatcher import Dispatcher
+from chatflow.webhooks.guard import UrlGuard
 from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,10 @@ async def _housekeeping(database: Database) -> None:
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
-def build_dispatcher(
-    settings: Settings, database: Database, bus: EventBus, sender: WebhookSender, clock: Clock
-) -> Dispatcher:
-    return Dispatcher(
-        database,
-        bus,
-        sender,
-        clock,
-        concurrency=settings.webhook_concurrency,
-        timeout_seconds=settings.webhook_timeout_seconds,
-    )
+def webhook_sender(settings: Settings, clock: Clock) -> WebhookSender:
+    """The one sender of a process, behind the URL guard the settings allow."""
+    guard = UrlGuard.from_setting(settings.webhook_allowed_networks)
+    return WebhookSender(guard, clock=clock, timeout_seconds=settings.webhook_timeout_seconds)
 
 
 async def run_background(
@@ -55,7 +49,14 @@ async def run_background(
 ) -> None:
     """Until cancelled. `consumers` are further readers of the event log (the flow engine's
     triggers plug in here), each run by its own loop."""
-    dispatcher = build_dispatcher(settings, database, bus, sender, clock)
+    dispatcher = Dispatcher(
+        database,
+        bus,
+        sender,
+        clock,
+        concurrency=settings.webhook_concurrency,
+        timeout_seconds=settings.webhook_timeout_seconds,
+    )
     await asyncio.gather(
         _housekeeping(database),
         dispatcher.run(),

@@ -153,10 +153,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade(settings.database_url)
-    from chatflow.background import run_background
+    from chatflow.background import run_background, webhook_sender
     from chatflow.events.bus import create_bus
-    from chatflow.webhooks.guard import UrlGuard
-    from chatflow.webhooks.sender import WebhookSender
 
     clock = SystemClock()
     database = Database(settings.database_url, clock)
@@ -165,8 +163,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     database.on_commit(bus.announce)
 
     async def run() -> None:
-        guard = UrlGuard.from_setting(settings.webhook_allowed_networks)
-        sender = WebhookSender(guard, clock=clock, timeout_seconds=settings.webhook_timeout_seconds)
+        sender = webhook_sender(settings, clock)
         await bus.start()
         try:
             await run_background(settings, database, bus, sender, clock)

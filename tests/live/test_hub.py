@@ -10,13 +10,12 @@ import pytest
 from tests.factories import Org
 
 from chatflow.domain.access import Actor, ActorKind
-from chatflow.domain.models import OrganizationId
+from chatflow.domain.models import LogPosition, OrganizationId
 from chatflow.events import outbox
 from chatflow.events.bus import EventBus
 from chatflow.events.types import EventType
 from chatflow.live.hub import (
     LiveEvent,
-    Position,
     StreamHub,
     StreamSubscriber,
     SubscriberLaggingError,
@@ -42,7 +41,7 @@ async def _record(database: Database, org: Org, name: str, bus: EventBus | None 
         bus.announce()
 
 
-async def _log(database: Database, org: Org, after: Position) -> list[tuple[Position, str]]:
+async def _log(database: Database, org: Org, after: LogPosition) -> list[tuple[LogPosition, str]]:
     rows = await database.read(
         lambda tx: event_store.list_events(tx, org.id, after=after, limit=10_000)
     )
@@ -67,7 +66,7 @@ async def _race(database: Database, org: Org) -> None:
     await hub.start()
     start = await database.read(event_store.log_end)
     rng = random.Random(7)
-    subscribers: list[tuple[Position, asyncio.Task[list[str]]]] = []
+    subscribers: list[tuple[LogPosition, asyncio.Task[list[str]]]] = []
 
     async def writer(lane: int) -> None:
         for i in range(25):
@@ -173,8 +172,8 @@ async def _hub_moves_on_during_catch_up(
     moved_on = False
 
     async def read_page_then_hub_moves_on(
-        actor: Actor, after: Position
-    ) -> tuple[list[LiveEvent], Position, bool]:
+        actor: Actor, after: LogPosition
+    ) -> tuple[list[LiveEvent], LogPosition, bool]:
         nonlocal moved_on
         page = await read_page(actor, after)
         if not moved_on:

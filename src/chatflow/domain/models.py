@@ -23,6 +23,9 @@ WebhookDeliveryId = NewType("WebhookDeliveryId", str)
 
 JsonObject = dict[str, Any]
 
+LogPosition = tuple[int, int]
+"""A place in the event log: `(txid, position)`, the order in which events become final."""
+
 
 class Role(StrEnum):
     ADMIN = "admin"
@@ -244,6 +247,10 @@ class Event:
     created_at: int
     position: int = 0
     txid: int = 0
+
+    @property
+    def log_position(self) -> LogPosition:
+        return (self.txid, self.position)
 
 
 class DeliveryStatus(StrEnum):

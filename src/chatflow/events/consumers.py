@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from chatflow.domain.models import Event
+from chatflow.domain.models import Event, LogPosition
 from chatflow.events.bus import EventBus
 from chatflow.storage import cursors
 from chatflow.storage import events as event_store
@@ -39,12 +39,9 @@ class LogConsumer(Protocol):
         ...
 
 
-Position = tuple[int, int]
-
-
 def do_consume(
-    tx: Tx, consumer: LogConsumer, *, after: Position = (0, 0), limit: int = BATCH
-) -> Position | None:
+    tx: Tx, consumer: LogConsumer, *, after: LogPosition = (0, 0), limit: int = BATCH
+) -> LogPosition | None:
     """Hand the next batch after the stored cursor, or after `after` if that is further, to
     `consumer`, and move the cursor past it; where it ends (None: caught up)."""
     start = max(cursors.lock_cursor(tx, consumer.name), after)
@@ -52,23 +49,23 @@ def do_consume(
     if not batch:
         return None
     consumer.handle(tx, batch)
-    end = (batch[-1].txid, batch[-1].position)
+    end = batch[-1].log_position
     cursors.move_cursor(tx, consumer.name, end)
     return end
 
 
 @dataclass(frozen=True, slots=True)
 class _Peek:
-    end: Position
+    end: LogPosition
     size: int
     wanted: bool
 
 
-def _peek(tx: Tx, consumer: LogConsumer, after: Position, limit: int) -> _Peek | None:
+def _peek(tx: Tx, consumer: LogConsumer, after: LogPosition, limit: int) -> _Peek | None:
     batch = event_store.read_log(tx, after=after, limit=limit)
     if not batch:
         return None
-    end = (batch[-1].txid, batch[-1].position)
+    end = batch[-1].log_position
     return _Peek(end, len(batch), consumer.wants(tx, batch))
 
 
@@ -98,7 +95,7 @@ class ConsumerLoop:
         self._poll_seconds = poll_seconds
         self._after_batch = after_batch
         self._limit = limit
-        self._position: Position | None = None
+        self._position: LogPosition | None = None
 
     async def catch_up(self) -> int:
         """Consume until the log's end; how many events were read."""

@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import partial
 
 from chatflow.domain.access import Actor
-from chatflow.domain.models import Event, OrganizationId
+from chatflow.domain.models import Event, LogPosition, OrganizationId
 from chatflow.domain.paging import decode_cursor, encode_cursor
 from chatflow.events.bus import EventBus, Subscription
 from chatflow.live.audience import needs_participants, sees_event
@@ -35,8 +35,6 @@ from chatflow.views import EventRead
 
 log = logging.getLogger(__name__)
 
-Position = tuple[int, int]
-"""A place in the event log: `(txid, position)` of the last event before it."""
 
 CURSOR_KIND = "events"
 """Stream cursors are `GET /v1/events` cursors: a client moves between the two freely."""
@@ -44,11 +42,11 @@ CURSOR_KIND = "events"
 FIRST_RECHECK_SECONDS = 0.01
 
 
-def encode_position(position: Position) -> str:
+def encode_position(position: LogPosition) -> str:
     return encode_cursor(CURSOR_KIND, list(position))
 
 
-def decode_position(cursor: str) -> Position:
+def decode_position(cursor: str) -> LogPosition:
     """Raises `InvalidCursorError` for anything `encode_position` did not make."""
     txid, position = decode_cursor(CURSOR_KIND, cursor, [int, int])
     return (int(txid), int(position))
@@ -74,7 +72,7 @@ class LiveEvent:
 
     def __init__(self, event: Event) -> None:
         self.event = event
-        self.key: Position = (event.txid, event.position)
+        self.key: LogPosition = event.log_position
         self._cursor: str | None = None
         self._body: str | None = None
 
@@ -116,7 +114,7 @@ class StreamHub:
         self._wakeups: Subscription | None = None
         self._tailer: asyncio.Task[None] | None = None
         self._stopped = False
-        self.position: Position = (0, 0)
+        self.position: LogPosition = (0, 0)
         """Every event up to here has been handed to the subscribers registered at the time."""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -143,14 +141,14 @@ class StreamHub:
                 subscriber._fail(HubStoppedError("The server is shutting down"))
         self._subscribers.clear()
 
-    def open(self, actor: Actor, after: Position | None) -> StreamSubscriber:
+    def open(self, actor: Actor, after: LogPosition | None) -> StreamSubscriber:
         """A subscriber for `actor`, resuming after `after` (None: from now on). Iterate its
         `catch_up()` before calling its `next`; `close` it when the client goes."""
         return StreamSubscriber(self, actor, after, self._max_pending)
 
     # -- subscribers -------------------------------------------------------------------------
 
-    def _register(self, subscriber: StreamSubscriber) -> Position:
+    def _register(self, subscriber: StreamSubscriber) -> LogPosition:
         """From now on `subscriber` gets every batch after the returned position."""
         if self._stopped:
             raise HubStoppedError("The server is shutting down")
@@ -164,12 +162,12 @@ class StreamHub:
             if not subscribers:
                 del self._subscribers[subscriber.actor.org_id]
 
-    async def _log_end(self) -> Position:
+    async def _log_end(self) -> LogPosition:
         return await self._database.read(event_store.log_end)
 
     async def _read_page(
-        self, actor: Actor, after: Position
-    ) -> tuple[list[LiveEvent], Position, bool]:
+        self, actor: Actor, after: LogPosition
+    ) -> tuple[list[LiveEvent], LogPosition, bool]:
         """One catch-up page of `actor`'s organization after `after`: the events `actor` sees,
         the position the page ends at, and whether it holds every final event there was."""
 
@@ -183,7 +181,7 @@ class StreamHub:
             return rows, members
 
         rows, members = await self._database.read(work)
-        end = (rows[-1].txid, rows[-1].position) if rows else after
+        end = rows[-1].log_position if rows else after
         visible = [LiveEvent(e) for e in rows if sees_event(actor, e, members)]
         # `list_events` returns up to page_size + 1 rows: more than page_size means more remain.
         return visible, end, len(rows) <= self._page_size
@@ -225,7 +223,7 @@ class StreamHub:
                 return
 
     def _read_batch(
-        self, tx: Tx, *, after: Position, watched: frozenset[OrganizationId]
+        self, tx: Tx, *, after: LogPosition, watched: frozenset[OrganizationId]
     ) -> tuple[list[Event], dict[str, set[str]]]:
         batch = event_store.read_log(tx, after=after, limit=self._page_size)
         rooms = {e.chatroom_id for e in batch if e.chatroom_id is not None and e.org_id in watched}
@@ -256,7 +254,7 @@ class StreamHub:
             )
 
     def _deliver(self, batch: Sequence[Event], members: Participants) -> None:
-        self.position = (batch[-1].txid, batch[-1].position)
+        self.position = batch[-1].log_position
         by_org: dict[OrganizationId, list[LiveEvent]] = {}
         for event in batch:
             if event.org_id in self._subscribers:
@@ -281,13 +279,13 @@ class StreamSubscriber:
     """
 
     def __init__(
-        self, hub: StreamHub, actor: Actor, after: Position | None, max_pending: int
+        self, hub: StreamHub, actor: Actor, after: LogPosition | None, max_pending: int
     ) -> None:
         self._hub = hub
         self.actor = actor
         """Replace it (same organization) when the caller's role changes."""
         self._after = after
-        self.position: Position = after if after is not None else (0, 0)
+        self.position: LogPosition = after if after is not None else (0, 0)
         self._max_pending = max_pending
         self._pending: deque[LiveEvent] = deque()
         self._signal = asyncio.Event()
@@ -321,7 +319,7 @@ class StreamSubscriber:
             # The end of the log now, not the hub's position, which may not have reached what
             # the client saw commit just before it connected.
             position = self.position = await self._hub._log_end()
-        registered_at: Position | None = None
+        registered_at: LogPosition | None = None
         while True:
             page, end, complete = await self._hub._read_page(self.actor, position)
             if page:

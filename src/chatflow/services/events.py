@@ -28,5 +28,5 @@ def list_events(
         tx, actor.org_id, after=after, limit=limit, types=types, chatroom_id=chatroom_id
     )
     items = rows[:limit]
-    last = (items[-1].txid, items[-1].position) if items else after
+    last = items[-1].log_position if items else after
     return Page(items, None if last is None else encode_cursor("events", list(last)))

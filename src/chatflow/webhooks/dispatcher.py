@@ -62,34 +62,30 @@ class Dispatcher:
         rng: random.Random | None = None,
     ) -> None:
         self._database = database
-        self._bus = bus
         self._sender = sender
         self._clock = clock
         self._concurrency = concurrency
         self._lease_ms = int(timeout_seconds * 1000) + LEASE_MARGIN_MS
         self._poll_seconds = poll_seconds
         self._rng = rng
+        self._progress = asyncio.Event()
+        """Set when an attempt ends (room for another) or fan-out made deliveries."""
         self._fan_out = ConsumerLoop(
             database,
             bus,
             WebhookFanOut(),
             poll_seconds=poll_seconds,
-            after_batch=self._new_deliveries,
+            after_batch=self._progress.set,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: list[_Outcome] = []
         self._recorder: asyncio.Task[None] | None = None
-        self._progress = asyncio.Event()
-        """Set when an attempt ends (room for another) or fan-out made deliveries."""
 
     # -- step by step (tests drive these with a settable clock) --------------------------------
 
     async def fan_out(self) -> int:
         """Consume the event log until caught up; how many events were read."""
         return await self._fan_out.catch_up()
-
-    def _new_deliveries(self) -> None:
-        self._progress.set()
 
     async def claim(self, limit: int) -> list[Claimed]:
         return await self._database.write(

@@ -139,7 +139,7 @@ class WebhookSender:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """`ssl_context` None verifies certificates against the system's trusted CAs."""
-        self._guard = guard
+        self.guard = guard
         self._clock = clock
         self._timeout_seconds = timeout_seconds
         self._max_connections = max_connections
@@ -218,7 +218,7 @@ class WebhookSender:
         body: bytes,
         exchange: _Exchange,
     ) -> None:
-        addresses = await self._guard.resolve(url)
+        addresses = await self.guard.resolve(url)
         target = URL(url)
         host = target.raw_host
         assert host is not None  # the guard refuses a URL without a host

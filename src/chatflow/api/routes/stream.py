@@ -23,10 +23,10 @@ from starlette.websockets import WebSocketDisconnected
 
 from chatflow.api.deps import SESSION_COOKIE, Runtime
 from chatflow.domain.errors import AuthenticationError, InvalidCursorError
+from chatflow.domain.models import LogPosition
 from chatflow.live.hub import (
     HubStoppedError,
     LiveEvent,
-    Position,
     StreamClosedError,
     StreamSubscriber,
     SubscriberLaggingError,
@@ -95,7 +95,7 @@ def _token(websocket: WebSocket) -> str | None:
     return websocket.cookies.get(SESSION_COOKIE)
 
 
-def _after(cursor: str | None) -> Position | None:
+def _after(cursor: str | None) -> LogPosition | None:
     if cursor is None:
         return None
     if len(cursor) > 512:

@@ -11,6 +11,9 @@ rather than on a server framework so that `close` is immediate and closes every 
     ... send to receiver.url_for("/hook") ...
     [first, *_] = receiver.wait_for(3)
     payload = receiver.verify(secret, first)
+
+A `responder` computes answers from the request (a fake API such as tests/fake_graph.py); it is
+consulted before the scripted answers and returns None to leave a request to them.
 """
 
 from __future__ import annotations
@@ -24,12 +27,12 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import Any, NamedTuple, TypeAlias
 
 import httptools
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -43,6 +46,21 @@ class Received:
     headers: dict[str, str]  # names lower-cased; repeated headers joined with ", "
     body: bytes
     received_at: float  # time.monotonic()
+    method: str = "POST"
+    query: str = ""  # the raw query string, without "?"; "" when there is none
+
+
+class Answer(NamedTuple):
+    """A responder's answer; a plain `(status, body, headers)` tuple is accepted too."""
+
+    status: int
+    body: bytes = b""
+    headers: Mapping[str, str] = {}
+    delay_seconds: float = 0.0
+    drop_connection: bool = False  # close the connection without answering
+
+
+Responder: TypeAlias = Callable[[Received], Answer | tuple[int, bytes, Mapping[str, str]] | None]
 
 
 @dataclass(slots=True)
@@ -53,14 +71,22 @@ class _Script:
     remaining: int | None  # None: forever
     path: str | None  # None: any path
     delay_seconds: float
+    drop_connection: bool = False
 
 
 _DEFAULT_ANSWER = _Script(200, b"ok", (), None, None, 0.0)
 
 
 class WebhookReceiver:
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        """`ssl_context` (a server-side context with a certificate) makes it serve HTTPS."""
+    def __init__(
+        self, *, ssl_context: ssl.SSLContext | None = None, responder: Responder | None = None
+    ) -> None:
+        """`ssl_context` (a server-side context with a certificate) makes it serve HTTPS.
+
+        `responder` runs on the receiver's thread for every request, before the scripted answers;
+        it must not block. If it raises, the request gets a 500 whose body is the error.
+        """
+        self._responder = responder
         self._changed = threading.Condition()
         self._received: list[Received] = []
         self._scripts: list[_Script] = []
@@ -135,15 +161,25 @@ class WebhookReceiver:
         times: int | None = None,
         path: str | None = None,
         delay_seconds: float = 0.0,
+        drop_connection: bool = False,
     ) -> None:
         """Queue an answer: used `times` times (None: forever) for requests to `path` (None: any).
 
         Answers are used first in, first out; a request no queued answer matches gets 200 "ok".
-        `delay_seconds` holds the answer back, for timeout tests.
+        `delay_seconds` holds the answer back, for timeout tests; `drop_connection` closes the
+        connection instead of answering (after the delay, if any).
         """
         if times is not None and times < 1:
             raise ValueError("times must be at least 1, or None for forever")
-        script = _Script(status, body, tuple((headers or {}).items()), times, path, delay_seconds)
+        script = _Script(
+            status,
+            body,
+            tuple((headers or {}).items()),
+            times,
+            path,
+            delay_seconds,
+            drop_connection,
+        )
         with self._changed:
             self._scripts.append(script)
 
@@ -244,9 +280,14 @@ class WebhookReceiver:
         self._connections.discard(connection)
 
     def _record(self, request: Received) -> _Script:
+        # The responder runs before the request is visible, so that whatever it records is
+        # there by the time `wait_for` returns this request.
+        answer = self._respond(request)
         with self._changed:
             self._received.append(request)
             self._changed.notify_all()
+            if answer is not None:
+                return answer
             for index, script in enumerate(self._scripts):
                 if script.path is not None and script.path != request.path:
                     continue
@@ -256,6 +297,27 @@ class WebhookReceiver:
                         del self._scripts[index]
                 return script
             return _DEFAULT_ANSWER
+
+    def _respond(self, request: Received) -> _Script | None:
+        if self._responder is None:
+            return None
+        try:
+            answer = self._responder(request)
+        except Exception as exc:
+            return _Script(500, f"responder failed: {exc!r}".encode(), (), None, None, 0.0)
+        if answer is None:
+            return None
+        if not isinstance(answer, Answer):
+            answer = Answer(*answer)
+        return _Script(
+            answer.status,
+            answer.body,
+            tuple(answer.headers.items()),
+            None,
+            None,
+            answer.delay_seconds,
+            answer.drop_connection,
+        )
 
 
 @dataclass(slots=True)
@@ -324,13 +386,21 @@ class _Connection(asyncio.Protocol):
         self._body += body
 
     def on_message_complete(self) -> None:
-        path = httptools.parse_url(bytes(self._url)).path.decode("utf-8", errors="replace")
-        request = Received(path, self._headers, bytes(self._body), time.monotonic())
+        url = httptools.parse_url(bytes(self._url))
+        path = url.path.decode("utf-8", errors="replace")
+        query = (url.query or b"").decode("utf-8", errors="replace")
+        method = self._parser.get_method().decode("latin-1")
+        request = Received(path, self._headers, bytes(self._body), time.monotonic(), method, query)
         script = self._receiver._record(request)
         keep_alive = self._parser.should_keep_alive()
-        body = b"" if self._parser.get_method() == b"HEAD" else script.body
-        data = _response(script.status, body, script.headers, close=not keep_alive)
-        reply = _Reply(close_after=not keep_alive)
+        if script.drop_connection:
+            # Nothing is written: the client sees the connection close with no response.
+            data, close_after = b"", True
+        else:
+            body = b"" if method == "HEAD" else script.body
+            data = _response(script.status, body, script.headers, close=not keep_alive)
+            close_after = not keep_alive
+        reply = _Reply(close_after=close_after)
         if script.delay_seconds > 0:
             loop = asyncio.get_running_loop()
             reply.timer = loop.call_later(script.delay_seconds, self._fill, reply, data)

@@ -17,12 +17,13 @@ from chatflow.api.routes import (
     chatrooms,
     contacts,
     events,
-    sandbox,
     stream,
     templates,
     webhooks,
 )
 from chatflow.background import run_background, webhook_sender
+from chatflow.channels.registry import KINDS, rules_of
+from chatflow.channels.work import channel_context
 from chatflow.clock import Clock, SystemClock
 from chatflow.config import Settings
 from chatflow.events.bus import create_bus
@@ -70,8 +71,10 @@ def create_app(
             poll_seconds=settings.stream_poll_seconds,
             max_pending=settings.stream_max_pending,
         ),
+        channel_rules=rules_of,
     )
     db.on_commit(runtime.bus.announce)
+    channel_work = channel_context(settings, clock, db, runtime.bus)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -83,7 +86,9 @@ def create_app(
         if settings.background_work:
             tasks.append(
                 asyncio.create_task(
-                    run_background(settings, db, runtime.bus, runtime.webhook_sender, clock)
+                    run_background(
+                        settings, db, runtime.bus, runtime.webhook_sender, clock, channel_work
+                    )
                 )
             )
         try:
@@ -110,6 +115,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.runtime = runtime
+    app.state.channels = channel_work
     problems.install(app)
     for module in (
         accounts,
@@ -117,7 +123,6 @@ def create_app(
         channels,
         chatrooms,
         templates,
-        sandbox,
         events,
         webhooks,
         stream,
@@ -125,6 +130,8 @@ def create_app(
         # The routes themselves, not an included router: FastAPI matches included routers through
         # several layers of scope bookkeeping, a tenth of a request's time here.
         app.router.routes.extend(module.router.routes)
+    for kind in KINDS.values():
+        app.router.routes.extend(kind.routes)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

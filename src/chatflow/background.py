@@ -1,7 +1,8 @@
 """Background work: the same in `chatflow serve` (by default) and in `chatflow worker`.
 
 Housekeeping (idle chatrooms, old idempotency keys and delivery logs) every half minute, webhook
-delivery continuously, and any other consumers of the event log. Every part is safe to run in
+delivery, the channels' work (provider notifications, queued sends) continuously, and any other
+consumers of the event log. Every part is safe to run in
 several processes at once.
 """
 
@@ -11,6 +12,8 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from chatflow.channels.base import ChannelContext
+from chatflow.channels.work import run_channel_work
 from chatflow.clock import Clock
 from chatflow.config import Settings
 from chatflow.events.bus import EventBus
@@ -45,6 +48,7 @@ async def run_background(
     bus: EventBus,
     sender: WebhookSender,
     clock: Clock,
+    channels: ChannelContext,
     consumers: Sequence[LogConsumer] = (),
 ) -> None:
     """Until cancelled. `consumers` are further readers of the event log (the flow engine's
@@ -60,5 +64,6 @@ async def run_background(
     await asyncio.gather(
         _housekeeping(database),
         dispatcher.run(),
+        run_channel_work(channels),
         *(ConsumerLoop(database, bus, consumer).run() for consumer in consumers),
     )

@@ -154,6 +154,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings(args)
     upgrade(settings.database_url)
     from chatflow.background import run_background, webhook_sender
+    from chatflow.channels.work import channel_context
     from chatflow.events.bus import create_bus
 
     clock = SystemClock()
@@ -166,13 +167,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         sender = webhook_sender(settings, clock)
         await bus.start()
         try:
-            await run_background(settings, database, bus, sender, clock)
+            channels = channel_context(settings, clock, database, bus)
+            await run_background(settings, database, bus, sender, clock, channels)
         finally:
             await sender.aclose()
             await bus.close()
 
     print(
-        "chatflow worker: running background work (webhook delivery, idle close, housekeeping)",
+        "chatflow worker: running background work (webhook delivery, channel notifications "
+        "and sends, idle close, housekeeping)",
         flush=True,
     )
     try:

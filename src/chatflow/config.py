@@ -55,3 +55,11 @@ class Settings(BaseSettings):
         description="Events a live-stream client may fall behind before it is closed (code "
         "4429) and told to resume from its last cursor.",
     )
+    whatsapp_graph_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Where WhatsApp channels reach Meta's Graph API (each channel names its API "
+        "version, phone number and account).",
+    )
+    whatsapp_timeout_seconds: float = Field(
+        default=20.0, description="How long one Graph API request may take."
+    )

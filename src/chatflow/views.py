@@ -310,6 +310,96 @@ class MessageRead(View):
         )
 
 
+class VisitorSenderRead(View):
+    type: Literal["contact", "agent", "bot"]
+    name: str | None = Field(description="The agent's name; null for the customer and the bot.")
+
+
+class VisitorTemplateButtonRead(View):
+    index: int
+    type: str = Field(examples=["QUICK_REPLY"])
+    text: str
+    url: str | None = None
+    phone_number: str | None = None
+    code: str | None = None
+
+
+class VisitorTemplateRead(View):
+    header: dict[str, Any] | None = Field(description="`format` and, for TEXT, `text`.")
+    body: str
+    footer: str | None
+    buttons: list[VisitorTemplateButtonRead] = Field(
+        description="Quick replies are tapped by `index`; their payloads stay on the server."
+    )
+
+
+class VisitorButtonRead(View):
+    index: int
+    text: str
+    template_message_id: str | None
+
+
+class VisitorMessageRead(View):
+    """A message as the web-chat customer sees it: no agent ids, flags, payloads or errors."""
+
+    id: str
+    direction: Literal["inbound", "outbound"] = Field(
+        description="inbound: written by the customer; outbound: by the business."
+    )
+    sender: VisitorSenderRead
+    kind: Literal["text", "template", "button_reply", "system"]
+    text: str
+    template: VisitorTemplateRead | None
+    button: VisitorButtonRead | None = Field(description="For taps: the button tapped.")
+    reply_to_message_id: str | None
+    status: Literal["queued", "sent", "delivered", "read", "failed", "received"]
+    created_at: str
+
+    @classmethod
+    def of(cls, message: MessageRead, sender_name: str | None) -> VisitorMessageRead:
+        """`sender_name`: the name of the agent who sent it, if an agent did."""
+        template = message.template
+        button = message.button
+        return cls(
+            id=message.id,
+            direction=message.direction,
+            sender=VisitorSenderRead(
+                type=message.sender.type,
+                name=sender_name if message.sender.type == "agent" else None,
+            ),
+            kind=message.kind,
+            text=message.text,
+            template=None
+            if template is None
+            else VisitorTemplateRead(
+                header=template.get("header"),
+                body=str(template.get("body", "")),
+                footer=template.get("footer"),
+                buttons=[
+                    VisitorTemplateButtonRead(
+                        index=b["index"],
+                        type=b["type"],
+                        text=b["text"],
+                        url=b.get("url"),
+                        phone_number=b.get("phone_number"),
+                        code=b.get("code"),
+                    )
+                    for b in template.get("buttons", [])
+                ],
+            ),
+            button=None
+            if button is None
+            else VisitorButtonRead(
+                index=button.index,
+                text=button.text,
+                template_message_id=button.template_message_id,
+            ),
+            reply_to_message_id=message.reply_to_message_id,
+            status=message.status,
+            created_at=message.created_at,
+        )
+
+
 class TemplateRead(View):
     id: str = Field(examples=["tpl_01jd3m6x0v8k2c4w9a7b5e1f3g"])
     name: str = Field(examples=["order_update"])
@@ -318,6 +408,9 @@ class TemplateRead(View):
     components: list[dict[str, Any]]
     status: Literal["PENDING", "APPROVED", "REJECTED", "PAUSED", "DISABLED"]
     rejection_reason: str | None
+    external_id: str | None = Field(
+        description="Its id on the WhatsApp Business Account it was submitted to or synced from."
+    )
     created_at: str
     updated_at: str
 
@@ -331,6 +424,7 @@ class TemplateRead(View):
             components=template.components,
             status=template.status.value,
             rejection_reason=template.rejection_reason,
+            external_id=template.external_id,
             created_at=iso(template.created_at),
             updated_at=iso(template.updated_at),
         )

@@ -14,6 +14,7 @@ from chatflow.domain.paging import MAX_LIMIT
 from chatflow.events.bus import EventBus
 from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
+from chatflow.services.channels import ChannelRulebook
 from chatflow.storage.database import Database
 from chatflow.webhooks.guard import UrlGuard
 from chatflow.webhooks.sender import WebhookSender
@@ -33,6 +34,7 @@ class Runtime:
     url_guard: UrlGuard
     webhook_sender: WebhookSender
     hub: StreamHub
+    channel_rules: ChannelRulebook
 
 
 # Every dependency is `async def`: FastAPI runs plain functions in a thread pool, a thread hop

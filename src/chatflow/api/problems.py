@@ -31,6 +31,7 @@ STATUS_BY_ERROR: dict[type[errors.DomainError], int] = {
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.IdempotencyKeyReusedError: 422,
+    errors.ProviderError: 502,
     errors.DomainError: 400,
 }
 
@@ -47,6 +48,7 @@ _HTTP_CODES = {
     422: "validation_error",
     429: "rate_limited",
     500: "internal_error",
+    502: "bad_gateway",
 }
 
 

@@ -155,3 +155,20 @@ class WebhookUrlForbiddenError(ValidationError):
 class WebhookEndpointDisabledError(ConflictError):
     code = "webhook_endpoint_disabled"
     title = "The webhook endpoint is disabled"
+
+
+class SignatureMismatchError(AuthenticationError):
+    code = "signature_mismatch"
+    title = "The request's signature does not match its body"
+
+
+class VerifyTokenMismatchError(PermissionDeniedError):
+    code = "verify_token_mismatch"
+    title = "The verify token does not match the channel's"
+
+
+class ProviderError(DomainError):
+    """The channel's provider (Meta's Graph API) refused or failed a request made for the caller."""
+
+    code = "provider_error"
+    title = "The channel's provider refused the request"

@@ -37,6 +37,13 @@ class ChannelType(StrEnum):
     WEBCHAT = "webchat"
     SANDBOX = "sandbox"
 
+    @property
+    def sends_through_provider(self) -> bool:
+        """Whether outbound messages leave through a provider's API after commit (queued, then
+        sent or failed); the other kinds deliver by writing the message, read live by their
+        customers, so it is sent as it commits."""
+        return self is ChannelType.WHATSAPP
+
 
 class ChatroomStatus(StrEnum):
     OPEN = "open"
@@ -234,6 +241,8 @@ class Template:
     rejection_reason: str | None
     created_at: int
     updated_at: int
+    external_id: str | None = None
+    """Its id on the WhatsApp Business Account it was submitted to or synced from."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,32 @@ from chatflow.domain.models import (
     Contact,
     Message,
     MessageKind,
+    MessageStatus,
 )
 
 CUSTOMER_WINDOW_MILLIS = 24 * 60 * 60 * 1000
+
+
+_PROGRESS = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENT: 1,
+    MessageStatus.DELIVERED: 2,
+    MessageStatus.READ: 3,
+}
+
+
+def status_moves_forward(current: MessageStatus, reported: MessageStatus) -> bool:
+    """Whether a provider's status report applies to an outbound message.
+
+    Reports arrive late, twice and out of order (read before delivered), so a status only ever
+    moves a message forward: queued → sent → delivered → read. `failed` applies to a message not
+    yet delivered; a failed message stays failed.
+    """
+    if current not in _PROGRESS or reported is MessageStatus.RECEIVED:
+        return False
+    if reported is MessageStatus.FAILED:
+        return current in (MessageStatus.QUEUED, MessageStatus.SENT)
+    return _PROGRESS[reported] > _PROGRESS[current]
 
 
 def window_expiry(customer_message_timestamp: int) -> int:

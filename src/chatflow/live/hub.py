@@ -4,9 +4,9 @@ One task tails the log (`storage.events.read_log`, every organization's final ev
 `(txid, position)` order) from the hub's `position` whenever the bus says something committed,
 here or in another process, and also every `poll_seconds`, so a lost wake-up only delays. Each
 batch is handed to the connected subscribers of its organizations, filtered by what each may see
-(`live.audience`); the participants of the batch's chatrooms are looked up once per batch, not
-per subscriber, and each event is rendered once however many subscribers receive it. A
-subscriber never queries the database once it is live.
+(`live.audience`); the audience of the batch's chatrooms (participants, customer) is looked up
+once per batch, not per subscriber, and each event is rendered once however many subscribers
+receive it. A subscriber never queries the database once it is live.
 
 A subscriber that resumes from a cursor first catches up from the database, with the same
 ordering, then continues live (see `StreamSubscriber.catch_up` for the hand-over). Each
@@ -23,14 +23,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from functools import partial
 
-from chatflow.domain.access import Actor
 from chatflow.domain.models import Event, LogPosition, OrganizationId
 from chatflow.domain.paging import decode_cursor, encode_cursor
 from chatflow.events.bus import EventBus, Subscription
-from chatflow.live.audience import needs_participants, sees_event
+from chatflow.live.audience import Viewer, needs_participants, sees_event
 from chatflow.storage import events as event_store
 from chatflow.storage.database import Database, Tx
-from chatflow.storage.participation import participants_by_chatroom
+from chatflow.storage.webchat import audience_by_chatroom
 from chatflow.views import EventRead
 
 log = logging.getLogger(__name__)
@@ -141,9 +140,10 @@ class StreamHub:
                 subscriber._fail(HubStoppedError("The server is shutting down"))
         self._subscribers.clear()
 
-    def open(self, actor: Actor, after: LogPosition | None) -> StreamSubscriber:
-        """A subscriber for `actor`, resuming after `after` (None: from now on). Iterate its
-        `catch_up()` before calling its `next`; `close` it when the client goes."""
+    def open(self, actor: Viewer, after: LogPosition | None) -> StreamSubscriber:
+        """A subscriber for `actor` (an API key, an agent or a web-chat visitor), resuming after
+        `after` (None: from now on). Iterate its `catch_up()` before calling its `next`; `close`
+        it when the client goes."""
         return StreamSubscriber(self, actor, after, self._max_pending)
 
     # -- subscribers -------------------------------------------------------------------------
@@ -166,7 +166,7 @@ class StreamHub:
         return await self._database.read(event_store.log_end)
 
     async def _read_page(
-        self, actor: Actor, after: LogPosition
+        self, actor: Viewer, after: LogPosition
     ) -> tuple[list[LiveEvent], LogPosition, bool]:
         """One catch-up page of `actor`'s organization after `after`: the events `actor` sees,
         the position the page ends at, and whether it holds every final event there was."""
@@ -175,7 +175,7 @@ class StreamHub:
             rows = event_store.list_events(tx, actor.org_id, after=after, limit=self._page_size)
             members: Participants = {}
             if needs_participants(actor):
-                members = participants_by_chatroom(
+                members = audience_by_chatroom(
                     tx, {e.chatroom_id for e in rows if e.chatroom_id is not None}
                 )
             return rows, members
@@ -227,7 +227,7 @@ class StreamHub:
     ) -> tuple[list[Event], dict[str, set[str]]]:
         batch = event_store.read_log(tx, after=after, limit=self._page_size)
         rooms = {e.chatroom_id for e in batch if e.chatroom_id is not None and e.org_id in watched}
-        return batch, participants_by_chatroom(tx, rooms)
+        return batch, audience_by_chatroom(tx, rooms)
 
     def _orgs_needing_participants(self) -> frozenset[OrganizationId]:
         return frozenset(
@@ -237,7 +237,8 @@ class StreamHub:
         )
 
     async def _complete(self, batch: Sequence[Event], members: dict[str, set[str]]) -> None:
-        """Look up the chatrooms of organizations whose first agent subscribed during the read."""
+        """Look up the chatrooms of organizations whose first agent or visitor subscribed
+        during the read."""
         while True:
             watched = self._orgs_needing_participants()
             missing = {
@@ -250,7 +251,7 @@ class StreamHub:
             if not missing:
                 return
             members.update(
-                await self._database.read(partial(participants_by_chatroom, chatroom_ids=missing))
+                await self._database.read(partial(audience_by_chatroom, chatroom_ids=missing))
             )
 
     def _deliver(self, batch: Sequence[Event], members: Participants) -> None:
@@ -279,7 +280,7 @@ class StreamSubscriber:
     """
 
     def __init__(
-        self, hub: StreamHub, actor: Actor, after: LogPosition | None, max_pending: int
+        self, hub: StreamHub, actor: Viewer, after: LogPosition | None, max_pending: int
     ) -> None:
         self._hub = hub
         self.actor = actor

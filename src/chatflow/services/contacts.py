@@ -7,7 +7,7 @@ from typing import Any
 
 from chatflow.domain.access import Actor
 from chatflow.domain.errors import NotFoundError, PhoneTakenError
-from chatflow.domain.models import Contact, ContactId
+from chatflow.domain.models import Contact, ContactId, OrganizationId
 from chatflow.domain.paging import Page, decode_cursor, page_of
 from chatflow.events import outbox
 from chatflow.events.types import EventType
@@ -56,10 +56,28 @@ def do_create_contact(tx: Tx, actor: Actor, fields: ContactFields) -> Contact:
     phone = normalise_phone(fields.phone) if fields.given("phone") and fields.phone else None
     if phone is not None:
         _check_phone_free(tx, actor, phone, None)
+    return _insert_new(tx, actor.org_id, phone, fields)
+
+
+def customer_by_phone(
+    tx: Tx, org_id: OrganizationId, phone: str, *, first_name: str | None
+) -> Contact:
+    """The organization's contact with this phone, or a new one: a customer who writes first on
+    a channel that knows their number (WhatsApp) becomes a contact, named as their profile is."""
+    normalised = normalise_phone(phone)
+    existing = store.get_contact_by_phone(tx, org_id, normalised)
+    if existing is not None:
+        return existing
+    return _insert_new(tx, org_id, normalised, ContactFields(first_name=first_name))
+
+
+def _insert_new(
+    tx: Tx, org_id: OrganizationId, phone: str | None, fields: ContactFields
+) -> Contact:
     opted_in = bool(fields.opted_in) if fields.given("opted_in") else False
     contact = Contact(
         id=ContactId(new_id("ct")),
-        org_id=actor.org_id,
+        org_id=org_id,
         phone=phone,
         first_name=fields.first_name if fields.given("first_name") else None,
         last_name=fields.last_name if fields.given("last_name") else None,
@@ -72,9 +90,7 @@ def do_create_contact(tx: Tx, actor: Actor, fields: ContactFields) -> Contact:
         updated_at=tx.now,
     )
     store.insert_contact(tx, contact)
-    outbox.record(
-        tx, actor.org_id, EventType.CONTACT_CREATED, {"contact": dump(ContactRead.of(contact))}
-    )
+    outbox.record(tx, org_id, EventType.CONTACT_CREATED, {"contact": dump(ContactRead.of(contact))})
     return contact
 
 

@@ -17,7 +17,6 @@ from chatflow.domain.errors import (
 )
 from chatflow.domain.models import (
     Channel,
-    ChannelType,
     Chatroom,
     Direction,
     Message,
@@ -44,6 +43,7 @@ from chatflow.services.contacts import access_contact
 from chatflow.storage import channels as channel_store
 from chatflow.storage import chatrooms as chatroom_store
 from chatflow.storage import messages as store
+from chatflow.storage import outbound as outbound_store
 from chatflow.storage import templates as template_store
 from chatflow.storage.database import Tx
 from chatflow.views import MessageRead, dump
@@ -79,9 +79,9 @@ def _sender(tx: Tx, actor: Actor, as_agent_id: str | None) -> tuple[SenderType, 
 
 
 def _outbound_status(channel: Channel) -> MessageStatus:
-    # WhatsApp sends go out after commit through the channel's outbox; the sandbox and web chat
-    # deliver by writing the message.
-    return MessageStatus.QUEUED if channel.type is ChannelType.WHATSAPP else MessageStatus.SENT
+    # Provider channels (WhatsApp) send after commit, from `outbound_sends`; the sandbox and web
+    # chat deliver by writing the message.
+    return MessageStatus.QUEUED if channel.type.sends_through_provider else MessageStatus.SENT
 
 
 def _channel(tx: Tx, chatroom: Chatroom) -> Channel:
@@ -93,8 +93,11 @@ def _channel(tx: Tx, chatroom: Chatroom) -> Channel:
 def _commit_outbound(
     tx: Tx, chatroom: Chatroom, message: Message, sender_agent: str | None
 ) -> None:
-    """Store an outbound message and apply R3: bump every participant unless told not to."""
+    """Store an outbound message, queue it for its provider if it has one, and apply R3: bump
+    every participant unless told not to."""
     store.insert_message(tx, message)
+    if message.status is MessageStatus.QUEUED:
+        outbound_store.enqueue(tx, message, chatroom.channel_id)
     bumps = message.flags.bump
     if bumps:
         key = tx.next_bump_key()

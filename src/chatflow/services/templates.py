@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatflow.domain.access import Actor, check_administers
-from chatflow.domain.errors import NotFoundError, TemplateExistsError, TemplateStatusError
+from chatflow.domain.errors import (
+    DomainError,
+    NotFoundError,
+    TemplateExistsError,
+    TemplateStatusError,
+)
 from chatflow.domain.models import Template, TemplateId, TemplateStatus
 from chatflow.domain.paging import Page, decode_cursor, page_of
 from chatflow.domain.templates import parse_template, to_components
@@ -94,6 +99,22 @@ def do_review_template(
     return updated
 
 
+def do_apply_review(
+    tx: Tx, template: Template, status: TemplateStatus, reason: str | None
+) -> Template:
+    """The provider's verdict on a template (WhatsApp's template status update, or a sync)."""
+    updated = replace(
+        template,
+        status=status,
+        rejection_reason=reason if status is TemplateStatus.REJECTED else None,
+        updated_at=tx.now,
+    )
+    if updated != template:
+        store.update_template(tx, updated)
+        _record_status_change(tx, template, updated)
+    return updated
+
+
 def _record_status_change(tx: Tx, before: Template, after: Template) -> None:
     if before.status is after.status:
         return
@@ -124,3 +145,94 @@ def list_templates(
         name=name,
     )
     return page_of(rows, limit, "templates", lambda t: [t.id])
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteTemplate:
+    """A template as the provider's account lists it."""
+
+    external_id: str
+    name: str
+    language: str
+    category: str
+    components: Any
+    status: TemplateStatus
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    created: list[Template]
+    updated: list[Template]
+    unchanged: int
+    skipped: list[dict[str, Any]]
+
+
+def do_sync_templates(tx: Tx, actor: Actor, remote: list[RemoteTemplate]) -> SyncResult:
+    """Make the organization's templates match the provider account's: new ones are added with
+    their status there, known ones take its status, components and id. Templates chatflow
+    cannot send (a shape it does not support) are skipped and reported."""
+    check_administers(actor)
+    created: list[Template] = []
+    updated: list[Template] = []
+    skipped: list[dict[str, Any]] = []
+    unchanged = 0
+    for item in remote:
+        try:
+            definition = parse_template(item.name, item.language, item.category, item.components)
+        except DomainError as exc:
+            skipped.append({"name": item.name, "language": item.language, "reason": exc.detail})
+            continue
+        components = to_components(definition)
+        reason = item.reason if item.status is TemplateStatus.REJECTED else None
+        known = store.get_template_by_name(tx, actor.org_id, item.name, item.language)
+        if known is None:
+            template = Template(
+                id=TemplateId(new_id("tpl")),
+                org_id=actor.org_id,
+                name=item.name,
+                language=item.language,
+                category=item.category,
+                components=components,
+                status=item.status,
+                rejection_reason=reason,
+                created_at=tx.now,
+                updated_at=tx.now,
+                external_id=item.external_id,
+            )
+            store.insert_template(tx, template)
+            outbox.record(
+                tx,
+                actor.org_id,
+                EventType.TEMPLATE_STATUS_UPDATED,
+                {"template": dump(TemplateRead.of(template)), "previous_status": None},
+            )
+            created.append(template)
+            continue
+        synced = replace(
+            known,
+            category=item.category,
+            components=components,
+            status=item.status,
+            rejection_reason=reason,
+            external_id=item.external_id,
+        )
+        if synced == known:
+            unchanged += 1
+            continue
+        synced = replace(synced, updated_at=tx.now)
+        store.update_template(tx, synced)
+        _record_status_change(tx, known, synced)
+        updated.append(synced)
+    return SyncResult(created, updated, unchanged, skipped)
+
+
+def do_record_submission(
+    tx: Tx, actor: Actor, template_id: str, *, external_id: str, status: TemplateStatus
+) -> Template:
+    """The provider accepted the template for review under `external_id`."""
+    template = access_template(tx, actor, template_id)
+    submitted = replace(template, external_id=external_id, status=status, updated_at=tx.now)
+    store.update_template(tx, submitted)
+    _record_status_change(tx, template, submitted)
+    return submitted

@@ -35,6 +35,7 @@ def insert_channel(tx: Tx, channel: Channel, secrets: JsonObject) -> None:
             customer_window=channel.customer_window,
             config=json.dumps(channel.config),
             secrets=json.dumps(secrets),
+            public_key=channel.config.get("key"),
             created_at=channel.created_at,
         )
     )
@@ -49,6 +50,7 @@ def update_channel(tx: Tx, channel: Channel, secrets: JsonObject) -> None:
             customer_window=channel.customer_window,
             config=json.dumps(channel.config),
             secrets=json.dumps(secrets),
+            public_key=channel.config.get("key"),
         )
     )
 
@@ -73,3 +75,21 @@ def list_channels(tx: Tx, org_id: str, *, after: str | None, limit: int) -> list
     if after is not None:
         query = query.where(channels.c.id > after)
     return [_channel(r) for r in tx.execute(query.order_by(channels.c.id).limit(limit + 1))]
+
+
+_WITH_SECRETS = Query(sa.select(channels).where(channels.c.id == param("id")))
+
+
+def get_channel_with_secrets(tx: Tx, channel_id: str) -> tuple[Channel, JsonObject] | None:
+    """A channel by id alone, with its secrets: for a provider's calls, which name the channel in
+    their URL and prove themselves with a secret."""
+    row = tx.run(_WITH_SECRETS, {"id": channel_id}).first()
+    return None if row is None else (_channel(row), dict(json.loads(row.secrets)))
+
+
+_BY_PUBLIC_KEY = Query(sa.select(channels).where(channels.c.public_key == param("key")))
+
+
+def get_channel_by_public_key(tx: Tx, key: str) -> Channel | None:
+    row = tx.run(_BY_PUBLIC_KEY, {"key": key}).first()
+    return None if row is None else _channel(row)

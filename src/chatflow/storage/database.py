@@ -16,9 +16,10 @@ Every use case is a synchronous function of a `Tx` that runs whole inside one tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -76,6 +77,24 @@ class Tx:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._after_commit.append(callback)
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction that, if it raises, rolls back alone: its rows, its events
+        and its after-commit callbacks; the rest of the transaction goes on."""
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        events, hooks = len(self.events), len(self._after_commit)
+        driver.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            driver.execute("ROLLBACK TO SAVEPOINT part")
+            driver.execute("RELEASE SAVEPOINT part")
+            del self.events[events:]
+            del self._after_commit[hooks:]
+            raise
+        driver.execute("RELEASE SAVEPOINT part")
 
 
 CommitListener = Callable[[list[Event]], None]

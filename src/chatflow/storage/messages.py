@@ -91,11 +91,10 @@ def insert_message(tx: Tx, message: Message) -> None:
     )
 
 
-_GET = Query(
-    sa.select(messages).where(
-        messages.c.chatroom_id == param("chatroom_id"), messages.c.id == param("id")
-    )
+_get = sa.select(messages).where(
+    messages.c.chatroom_id == param("chatroom_id"), messages.c.id == param("id")
 )
+_GET = Query(_get)
 
 
 def get_message(tx: Tx, chatroom_id: str, message_id: str) -> Message | None:
@@ -112,12 +111,11 @@ def list_messages(tx: Tx, chatroom_id: str, *, before: str | None, limit: int) -
     return [_message(r) for r in rows]
 
 
-_BY_CHANNEL_ID = Query(
-    sa.select(messages).where(
-        messages.c.org_id == param("org_id"),
-        messages.c.channel_message_id == param("channel_message_id"),
-    )
+_by_channel_id = sa.select(messages).where(
+    messages.c.org_id == param("org_id"),
+    messages.c.channel_message_id == param("channel_message_id"),
 )
+_BY_CHANNEL_ID = Query(_by_channel_id)
 
 
 def find_by_channel_message_id(tx: Tx, org_id: str, channel_message_id: str) -> Message | None:
@@ -125,3 +123,44 @@ def find_by_channel_message_id(tx: Tx, org_id: str, channel_message_id: str) -> 
         _BY_CHANNEL_ID, {"org_id": org_id, "channel_message_id": channel_message_id}
     ).first()
     return None if row is None else _message(row)
+
+
+_BY_CHANNEL_ID_FOR_UPDATE = Query(_by_channel_id.with_for_update())
+_GET_FOR_UPDATE = Query(_get.with_for_update())
+
+
+def lock_by_channel_message_id(tx: Tx, org_id: str, channel_message_id: str) -> Message | None:
+    """The message with this provider id, locked: status reports for it apply one at a time."""
+    row = tx.run(
+        _BY_CHANNEL_ID_FOR_UPDATE, {"org_id": org_id, "channel_message_id": channel_message_id}
+    ).first()
+    return None if row is None else _message(row)
+
+
+def lock_message(tx: Tx, chatroom_id: str, message_id: str) -> Message | None:
+    row = tx.run(_GET_FOR_UPDATE, {"chatroom_id": chatroom_id, "id": message_id}).first()
+    return None if row is None else _message(row)
+
+
+_UPDATE_DELIVERY = Query(
+    messages.update()
+    .where(messages.c.id == param("id"))
+    .values(
+        status=param("status"),
+        channel_message_id=param("channel_message_id"),
+        error=param("error"),
+    )
+)
+
+
+def update_delivery(tx: Tx, message: Message) -> None:
+    """Store `message`'s delivery progress: status, provider id, error."""
+    tx.run(
+        _UPDATE_DELIVERY,
+        {
+            "id": message.id,
+            "status": message.status.value,
+            "channel_message_id": message.channel_message_id,
+            "error": None if message.error is None else json.dumps(message.error),
+        },
+    )

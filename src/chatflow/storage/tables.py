@@ -110,6 +110,8 @@ channels = sa.Table(
     sa.Column("customer_window", sa.Boolean, nullable=False),
     sa.Column("config", Json, nullable=False),
     sa.Column("secrets", Json, nullable=False),
+    # The key in the public URL of a channel its customers open themselves (web chat's page).
+    sa.Column("public_key", sa.String(64), nullable=True, unique=True),
     sa.Column("created_at", Millis, nullable=False),
     sa.Index(None, "org_id", "id"),
 )
@@ -211,6 +213,8 @@ templates = sa.Table(
     sa.Column("components", Json, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("rejection_reason", sa.String(500), nullable=True),
+    # The template's id on the WhatsApp Business Account it was submitted to or synced from.
+    sa.Column("external_id", sa.String(64), nullable=True),
     sa.Column("created_at", Millis, nullable=False),
     sa.Column("updated_at", Millis, nullable=False),
     sa.UniqueConstraint("org_id", "name", "language"),
@@ -364,4 +368,89 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", Millis, nullable=False),
     sa.PrimaryKeyConstraint("org_id", "key"),
     sa.Index(None, "created_at"),
+)
+
+_NOTIFICATION_PENDING = sa.text("status = 'pending'")
+
+# What a channel's provider notified us of (WhatsApp's webhook calls), stored as received before
+# it is answered, then processed in the background: a notification is never lost to a crash
+# between the answer and its effects, and never makes the provider retry for our slowness.
+channel_notifications = sa.Table(
+    "channel_notifications",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("channel_id", sa.ForeignKey("channels.id"), nullable=False),
+    # The raw body, byte for byte, as its signature was checked.
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    # pending → processed, or unprocessable once processing failed too often (kept for an
+    # operator; its parts that could be applied were not).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("locked_until", Millis, nullable=True),
+    sa.Column("received_at", Millis, nullable=False),
+    sa.Column("processed_at", Millis, nullable=True),
+    # What processing made of it: counts of what was applied, the parts it did not understand,
+    # or the error that stopped it.
+    sa.Column("outcome", Json, nullable=True),
+    sa.Index(
+        "ix_channel_notifications_pending",
+        "id",
+        sqlite_where=_NOTIFICATION_PENDING,
+        postgresql_where=_NOTIFICATION_PENDING,
+    ),
+    sa.Index(None, "channel_id", "id"),
+    sa.Index(None, "processed_at"),
+)
+
+# Outbound messages waiting to leave through their channel's provider (WhatsApp), written in the
+# transaction of the message: the send happens after commit, never inside the request, and a row
+# stays until the provider accepted or refused the message for good.
+outbound_sends = sa.Table(
+    "outbound_sends",
+    metadata,
+    _id("message_id", sa.ForeignKey("messages.id"), primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("channel_id", sa.ForeignKey("channels.id"), nullable=False),
+    _id("chatroom_id", sa.ForeignKey("chatrooms.id"), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Millis, nullable=False),
+    # A claimed send is invisible to other claimers until then (a killed worker's send is
+    # claimed again once its lease runs out).
+    sa.Column("locked_until", Millis, nullable=True),
+    sa.Column("last_error", Json, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Index(None, "next_attempt_at"),
+)
+
+# Delivery statuses the provider reported for a message id we have not recorded yet: the
+# provider may report "sent" before our own record of its answer has committed. They are applied
+# when the message's id is recorded, and forgotten after a day.
+early_message_statuses = sa.Table(
+    "early_message_statuses",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("channel_message_id", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("timestamp", Millis, nullable=False),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("received_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "channel_message_id"),
+    sa.Index(None, "received_at"),
+)
+
+# Web-chat visitors: the customer behind a browser, known by a token the page keeps.
+webchat_visitors = sa.Table(
+    "webchat_visitors",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("channel_id", sa.ForeignKey("channels.id"), nullable=False),
+    _id("contact_id", sa.ForeignKey("contacts.id"), nullable=False),
+    # SHA-256 of the visitor's token, hex: the token itself is only ever in the browser.
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("last_seen_at", Millis, nullable=False),
+    sa.Index(None, "channel_id", "contact_id"),
 )

@@ -25,6 +25,7 @@ def _template(row: Any) -> Template:
         rejection_reason=row.rejection_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        external_id=row.external_id,
     )
 
 
@@ -39,6 +40,7 @@ def insert_template(tx: Tx, template: Template) -> None:
             components=json.dumps(template.components),
             status=template.status.value,
             rejection_reason=template.rejection_reason,
+            external_id=template.external_id,
             created_at=template.created_at,
             updated_at=template.updated_at,
         )
@@ -54,6 +56,7 @@ def update_template(tx: Tx, template: Template) -> None:
             components=json.dumps(template.components),
             status=template.status.value,
             rejection_reason=template.rejection_reason,
+            external_id=template.external_id,
             updated_at=template.updated_at,
         )
     )
@@ -91,3 +94,12 @@ def list_templates(
     if after is not None:
         query = query.where(templates.c.id > after)
     return [_template(r) for r in tx.execute(query.order_by(templates.c.id).limit(limit + 1))]
+
+
+def get_template_by_external_id(tx: Tx, org_id: str, external_id: str) -> Template | None:
+    row = tx.execute(
+        sa.select(templates).where(
+            templates.c.org_id == org_id, templates.c.external_id == external_id
+        )
+    ).first()
+    return None if row is None else _template(row)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
-from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
+from chatflow.api.deps import CurrentActor, Cursor, Db, Limit, RuntimeDep
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
 from chatflow.domain.models import ChannelType
@@ -18,8 +18,13 @@ router = APIRouter(prefix="/v1/channels", tags=["channels"], responses=PROBLEM_R
 
 @router.post("", status_code=201, response_model=ChannelRead)
 async def create_channel(
-    body: schemas.ChannelCreate, request: Request, actor: CurrentActor, db: Db
+    body: schemas.ChannelCreate,
+    request: Request,
+    actor: CurrentActor,
+    db: Db,
+    runtime: RuntimeDep,
 ) -> Response:
+    channel_type = ChannelType(body.type)
     return await write(
         request,
         db,
@@ -27,7 +32,8 @@ async def create_channel(
         lambda tx: channels.do_create_channel(
             tx,
             actor,
-            type=ChannelType(body.type),
+            runtime.channel_rules(channel_type),
+            type=channel_type,
             name=body.name,
             customer_window=body.customer_window,
             config=body.config,
@@ -53,7 +59,12 @@ async def get_channel(channel_id: str, actor: CurrentActor, db: Db) -> Response:
 
 @router.patch("/{channel_id}", response_model=ChannelRead)
 async def update_channel(
-    channel_id: str, body: schemas.ChannelUpdate, request: Request, actor: CurrentActor, db: Db
+    channel_id: str,
+    body: schemas.ChannelUpdate,
+    request: Request,
+    actor: CurrentActor,
+    db: Db,
+    runtime: RuntimeDep,
 ) -> Response:
     return await write(
         request,
@@ -62,6 +73,7 @@ async def update_channel(
         lambda tx: channels.do_update_channel(
             tx,
             actor,
+            runtime.channel_rules,
             channel_id,
             name=body.name,
             customer_window=body.customer_window,

@@ -11,9 +11,9 @@ from chatflow.api import schemas
 from chatflow.api.deps import CurrentActor, Db
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import write
+from chatflow.channels.sandbox import customer
 from chatflow.clock import to_millis
 from chatflow.domain.errors import ValidationError
-from chatflow.services import sandbox
 from chatflow.views import MessageRead
 
 router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEM_RESPONSES)
@@ -64,7 +64,7 @@ async def customer_message(
         request,
         db,
         actor,
-        lambda tx: sandbox.do_customer_message(
+        lambda tx: customer.do_customer_message(
             tx,
             actor,
             chatroom_id=body.chatroom_id,

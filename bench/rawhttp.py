@@ -34,8 +34,14 @@ def build_request(
     host: str,
     headers: Mapping[str, str] | None = None,
     json_body: object | None = None,
+    body: bytes | None = None,
 ) -> bytes:
-    body = b"" if json_body is None else orjson.dumps(json_body)
+    """`json_body` is sent as JSON (with its content type); `body` as the exact bytes given (for
+    a signed body), the caller naming its content type in `headers`."""
+    if json_body is not None and body is not None:
+        raise ValueError("json_body or body, not both")
+    if body is None:
+        body = b"" if json_body is None else orjson.dumps(json_body)
     lines = [f"{method} {path} HTTP/1.1", f"host: {host}"]
     lines.extend(f"{name}: {value}" for name, value in (headers or {}).items())
     if json_body is not None:

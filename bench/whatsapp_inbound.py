@@ -40,6 +40,7 @@ import orjson
 from tests.reliability.kill_harness import Api, ChatflowProcess, fresh_database, server_env
 from tests.whatsapp_payloads import PHONE_NUMBER_ID, WABA_ID, encode, new_wamid, sign, text_message
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from bench import loadgen
 from bench.live_stream import BUSY_WARNING_PCT, Latency, machine_busy_pct, open_stream
@@ -228,16 +229,14 @@ class Offer:
         return self.start + n / self.rate
 
 
-def build_offer(
-    rate: int, count: int, customers: int, first_customer: int, host: str, path: str, tag: str
-) -> Offer:
-    """`count` text-message notifications, Meta-shaped and signed, from customers in turn,
-    starting with `first_customer`."""
+def build_offer(rate: int, count: int, customers: int, host: str, path: str, tag: str) -> Offer:
+    """`count` text-message notifications, Meta-shaped and signed, from the `customers` in
+    turn (so consecutive ones are for different chatrooms, as from many people at once)."""
     requests: list[bytes] = []
     index: dict[str, int] = {}
     now = int(time.time())
     for n in range(count):
-        customer = (first_customer + n) % customers
+        customer = n % customers
         wa_id = customer_wa_id(customer)
         wamid = new_wamid(wa_id)
         body = encode(
@@ -309,8 +308,18 @@ class StreamWatcher:
         self.ws = ws
         self.offer: Offer | None = None
         self.unexpected = 0
+        self.closed: str | None = None
+        """Why the stream ended, if it did: no frame comes after that."""
 
     async def read(self) -> None:
+        try:
+            await self._read()
+        except ConnectionClosed as exc:
+            self.closed = f"closed by the server: {exc}"
+        else:
+            self.closed = "closed by the server"
+
+    async def _read(self) -> None:
         async for raw in self.ws:
             read_at = time.monotonic()
             text = raw if isinstance(raw, str) else raw.decode()
@@ -341,9 +350,15 @@ async def sample_backlog(offer: Offer) -> None:
         await asyncio.sleep(SAMPLE_SECONDS)
 
 
-async def wait_until_processed(offer: Offer, deadline_seconds: float) -> None:
+async def wait_until_processed(
+    offer: Offer, watcher: StreamWatcher, deadline_seconds: float
+) -> None:
     deadline = time.monotonic() + deadline_seconds
-    while offer.processed_count < offer.accepted_count and time.monotonic() < deadline:
+    while (
+        offer.processed_count < offer.accepted_count
+        and watcher.closed is None
+        and time.monotonic() < deadline
+    ):
         await asyncio.sleep(0.01)
 
 
@@ -364,6 +379,7 @@ class Point:
     processed: int
     duplicates: int
     unexpected: int
+    stream_closed: str | None
     send_rate: float
     accepted_rate: float
     processed_rate: float
@@ -390,6 +406,8 @@ class Point:
             )
         if self.processed < self.accepted:
             found.append(f"{self.accepted - self.processed} accepted but never in a chatroom")
+        if self.stream_closed is not None:
+            found.append(f"the live stream ended: {self.stream_closed}")
         if self.duplicates or self.unexpected:
             found.append(f"{self.duplicates} duplicate frames, {self.unexpected} unexpected")
         return found
@@ -448,7 +466,7 @@ async def measure(
     try:
         await offer_at_rate(pool, offer)
         backlog_at_end = offer.accepted_count - offer.processed_count
-        await wait_until_processed(offer, options.drain_deadline)
+        await wait_until_processed(offer, watcher, options.drain_deadline)
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -481,6 +499,7 @@ async def measure(
         processed=offer.processed_count,
         duplicates=offer.duplicates,
         unexpected=watcher.unexpected - unexpected_before,
+        stream_closed=watcher.closed,
         send_rate=round((count - 1) / (handed[-1] - handed[0]), 1) if count > 1 else 0.0,
         accepted_rate=round(len(accepted) / window, 1),
         processed_rate=round(processed_in_window / window, 1),
@@ -527,16 +546,17 @@ async def run_ladder(
             f"(new contact and chatroom each) at {opening_rate:,}/s",
             flush=True,
         )
-        offer = build_offer(opening_rate, options.customers, options.customers, 0, host, path, tag)
+        offer = build_offer(opening_rate, options.customers, options.customers, host, path, tag)
         points.append(
             await measure(
                 backend, "first messages", offer, server.port, watcher, server.pid, options
             )
         )
         print(f"  {_throughput_row(points[-1])}", flush=True)
+        print(f"  {_latency_row(points[-1])}", flush=True)
         for rate in options.rates:
             count = max(1, round(rate * options.seconds))
-            offer = build_offer(rate, count, options.customers, 0, host, path, tag)
+            offer = build_offer(rate, count, options.customers, host, path, tag)
             print(
                 f"[{backend}] {rate:,} notifications/s for {options.seconds:g} s "
                 f"({count:,}, over the {options.customers:,} customers' chatrooms)",
@@ -548,6 +568,8 @@ async def run_ladder(
             points.append(point)
             print(f"  {_throughput_row(point)}", flush=True)
             print(f"  {_latency_row(point)}", flush=True)
+            if watcher.closed is not None:
+                break
             if not point.sustained and not options.all_rates:
                 print(f"[{backend}] not sustained at {rate:,}/s: higher rates skipped", flush=True)
                 break

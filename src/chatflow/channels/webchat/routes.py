@@ -13,7 +13,6 @@ when it is created and when its status changes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import html
 import json
@@ -27,18 +26,17 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.responses import Response
-from starlette.websockets import WebSocketDisconnected
 
 from chatflow.api.deps import Db, Runtime, bearer_token
+from chatflow.api.live_socket import (
+    CLOSE_INVALID_CURSOR,
+    CLOSE_UNAUTHENTICATED,
+    close,
+    resume_position,
+    serve,
+)
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response
-from chatflow.api.routes.stream import (
-    CLOSE_GOING_AWAY,
-    CLOSE_INTERNAL_ERROR,
-    CLOSE_INVALID_CURSOR,
-    CLOSE_TOO_SLOW,
-    CLOSE_UNAUTHENTICATED,
-)
 from chatflow.api.schemas import Body
 from chatflow.channels.webchat import visitors
 from chatflow.clock import to_millis
@@ -48,15 +46,10 @@ from chatflow.domain.errors import (
     NotFoundError,
     ValidationError,
 )
-from chatflow.domain.models import Channel, LogPosition, Message
+from chatflow.domain.models import Channel, Message
 from chatflow.live.audience import Visitor as StreamVisitor
 from chatflow.live.hub import (
-    HubStoppedError,
     LiveEvent,
-    StreamClosedError,
-    StreamSubscriber,
-    SubscriberLaggingError,
-    decode_position,
     encode_position,
 )
 from chatflow.services.messages import MAX_TEXT_LENGTH
@@ -70,7 +63,6 @@ CLOSE_NOT_FOUND = 4404
 AUTH_TIMEOUT_SECONDS = 10.0
 TOUCH_AFTER_MS = 5 * 60 * 1000
 """`last_seen_at` is written on a stream connect only when it is older than this."""
-_MAX_REASON_BYTES = 123
 _HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
 
 
@@ -291,40 +283,32 @@ async def stream(websocket: WebSocket, key: str) -> None:
     except WebSocketDisconnect:
         return
     if hello is None:
-        await _close(websocket, CLOSE_UNAUTHENTICATED, "Send the visitor token first")
+        await close(websocket, CLOSE_UNAUTHENTICATED, "Send the visitor token first")
         return
     token, cursor = hello
     try:
-        after = _after(cursor)
+        after = resume_position(cursor)
         visitor, log_end = await runtime.database.read(
             lambda tx: visitors.open_stream(tx, key, token)
         )
     except InvalidCursorError as exc:
-        await _close(websocket, CLOSE_INVALID_CURSOR, str(exc))
+        await close(websocket, CLOSE_INVALID_CURSOR, str(exc))
         return
     except AuthenticationError as exc:
-        await _close(websocket, CLOSE_UNAUTHENTICATED, str(exc))
+        await close(websocket, CLOSE_UNAUTHENTICATED, str(exc))
         return
     except NotFoundError as exc:
-        await _close(websocket, CLOSE_NOT_FOUND, str(exc))
+        await close(websocket, CLOSE_NOT_FOUND, str(exc))
         return
     if visitor.row.last_seen_at < to_millis(runtime.clock.now()) - TOUCH_AFTER_MS:
         await runtime.database.write(lambda tx: visitors.do_touch(tx, visitor.row.id))
     viewer = StreamVisitor(visitor.channel.org_id, visitor.contact.id, visitor.channel.id)
-    subscriber = runtime.hub.open(viewer, after if after is not None else log_end)
-    renderer = _Renderer(runtime, visitor)
-    sending = asyncio.create_task(_send(websocket, subscriber, runtime, renderer))
-    receiving = asyncio.create_task(_until_disconnected(websocket))
-    try:
-        await asyncio.wait({sending, receiving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        subscriber.close()
-        for task in (sending, receiving):
-            task.cancel()
-        await asyncio.wait({sending, receiving})
-    failure = None if sending.cancelled() else sending.exception()
-    if failure is not None:
-        raise failure
+    await serve(
+        websocket,
+        runtime.hub.open(viewer, after if after is not None else log_end),
+        heartbeat_seconds=runtime.settings.stream_heartbeat_seconds,
+        frames=_Renderer(runtime, visitor).frames,
+    )
 
 
 async def _hello(websocket: WebSocket) -> tuple[str, str | None] | None:
@@ -347,14 +331,6 @@ async def _hello(websocket: WebSocket) -> tuple[str, str | None] | None:
     if not isinstance(token, str) or not (after is None or isinstance(after, str)):
         return None
     return token, after
-
-
-def _after(cursor: str | None) -> LogPosition | None:
-    if cursor is None:
-        return None
-    if len(cursor) > 512:
-        raise InvalidCursorError("The cursor is not one this API issued")
-    return decode_position(cursor)
 
 
 class _Renderer:
@@ -385,55 +361,3 @@ class _Renderer:
         view = VisitorMessageRead.of(read, self._names.get(read.sender.id or ""))
         # Cursors are URL-safe base64 and the view is JSON already: no escaping needed.
         return f'{{"type":"message","cursor":"{cursor}","message":{view.model_dump_json()}}}'
-
-
-async def _send(
-    websocket: WebSocket, subscriber: StreamSubscriber, runtime: Runtime, renderer: _Renderer
-) -> None:
-    heartbeat = runtime.settings.stream_heartbeat_seconds
-    try:
-        async for page_items in subscriber.catch_up():
-            for frame in await renderer.frames(page_items):
-                await websocket.send_text(frame)
-        await websocket.send_text(_control("ready", subscriber.cursor))
-        while True:
-            items = await subscriber.next(heartbeat)
-            if items:
-                for frame in await renderer.frames(items):
-                    await websocket.send_text(frame)
-            else:
-                await websocket.send_text(_control("heartbeat", subscriber.cursor))
-    except SubscriberLaggingError:
-        await _close(
-            websocket, CLOSE_TOO_SLOW, f"Too far behind; reconnect with after={subscriber.cursor}"
-        )
-    except HubStoppedError:
-        await _close(
-            websocket, CLOSE_GOING_AWAY, f"Shutting down; reconnect with after={subscriber.cursor}"
-        )
-    except StreamClosedError:
-        await _close(
-            websocket,
-            CLOSE_INTERNAL_ERROR,
-            f"Server error; reconnect with after={subscriber.cursor}",
-        )
-    except WebSocketDisconnect:
-        return
-
-
-def _control(kind: str, cursor: str) -> str:
-    return f'{{"type":"{kind}","cursor":"{cursor}"}}'
-
-
-async def _until_disconnected(websocket: WebSocket) -> None:
-    """What the page sends after its first frame is ignored; this only notices that it went."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    encoded = reason.encode()[:_MAX_REASON_BYTES]
-    with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected):
-        await websocket.close(code, encoded.decode(errors="ignore"))

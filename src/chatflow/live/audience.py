@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from chatflow.domain.access import Actor
 from chatflow.domain.models import Event, OrganizationId
 from chatflow.events.types import EventType
-from chatflow.storage.webchat import customer_key
+from chatflow.storage.participation import customer_key
 
 _ASSIGNMENTS = frozenset({EventType.CHATROOM_ASSIGNED.value, EventType.CHATROOM_UNASSIGNED.value})
 

@@ -29,7 +29,7 @@ from chatflow.events.bus import EventBus, Subscription
 from chatflow.live.audience import Viewer, needs_participants, sees_event
 from chatflow.storage import events as event_store
 from chatflow.storage.database import Database, Tx
-from chatflow.storage.webchat import audience_by_chatroom
+from chatflow.storage.participation import audience_by_chatroom
 from chatflow.views import EventRead
 
 log = logging.getLogger(__name__)

@@ -43,8 +43,7 @@ def do_record_sent(tx: Tx, chatroom_id: str, message_id: str, channel_message_id
     sent = replace(message, status=MessageStatus.SENT, channel_message_id=channel_message_id)
     _record(tx, message, sent)
     for early in outbound_store.take_early_statuses(tx, message.org_id, channel_message_id):
-        _apply(tx, sent, MessageStatus(early.status), early.error)
-        sent = message_store.lock_message(tx, chatroom_id, message_id) or sent
+        sent = _apply(tx, sent, MessageStatus(early.status), early.error) or sent
 
 
 def do_record_refused(tx: Tx, chatroom_id: str, message_id: str, error: JsonObject) -> None:
@@ -73,14 +72,17 @@ def do_apply_status_report(
             tx, org_id, channel_message_id, status.value, timestamp, error
         )
         return False
-    return _apply(tx, message, status, error)
+    return _apply(tx, message, status, error) is not None
 
 
-def _apply(tx: Tx, message: Message, status: MessageStatus, error: JsonObject | None) -> bool:
+def _apply(
+    tx: Tx, message: Message, status: MessageStatus, error: JsonObject | None
+) -> Message | None:
+    """The message with the reported status, recorded; None when the report does not apply."""
     if not status_moves_forward(message.status, status):
-        return False
+        return None
     updated = replace(
         message, status=status, error=error if status is MessageStatus.FAILED else message.error
     )
     _record(tx, message, updated)
-    return True
+    return updated

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -135,10 +134,6 @@ def record_outcome(
             "outcome": json.dumps(outcome),
         },
     )
-
-
-def get_notification(tx: Tx, notification_id: str) -> Any:
-    return tx.execute(sa.select(_n).where(_n.c.id == notification_id)).first()
 
 
 def prune(tx: Tx, *, processed_before: int, limit: int) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -102,13 +101,6 @@ def claim_due(tx: Tx, *, limit: int, lease_ms: int) -> list[PendingSend]:
         )
         for r in rows
     ]
-
-
-_GET = Query(sa.select(_s).where(_s.c.message_id == param("id")).with_for_update())
-
-
-def get_send(tx: Tx, message_id: str) -> Any:
-    return tx.run(_GET, {"id": message_id}).first()
 
 
 _DONE = Query(_s.delete().where(_s.c.message_id == param("id")))

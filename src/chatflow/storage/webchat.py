@@ -1,4 +1,4 @@
-"""Web chat: channels found by their public key, visitors, and whose chatroom an event is.
+"""Web chat: channels found by their public key, and visitors.
 
 A visitor is a web-chat customer's browser: a contact of the organization and a token the page
 keeps. Only the token's SHA-256 is stored.
@@ -6,7 +6,6 @@ keeps. Only the token's SHA-256 is stored.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -15,7 +14,7 @@ from chatflow.domain.models import Channel, ChannelType, ContactId, Organization
 from chatflow.storage import channels as channel_store
 from chatflow.storage.database import Tx
 from chatflow.storage.sql import Query, param
-from chatflow.storage.tables import chatrooms, participants, webchat_visitors
+from chatflow.storage.tables import chatrooms, webchat_visitors
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +25,6 @@ class VisitorRow:
     contact_id: ContactId
     created_at: int
     last_seen_at: int
-
-
-def customer_key(contact_id: str, channel_id: str) -> str:
-    """How the live stream names a chatroom's customer among its audience: agent ids (`ag_…`)
-    never contain `@`."""
-    return f"{contact_id}@{channel_id}"
 
 
 def find_channel_by_key(tx: Tx, key: str) -> Channel | None:
@@ -98,26 +91,3 @@ def visitor_chatroom_ids(tx: Tx, contact_id: str, channel_id: str) -> list[str]:
         .order_by(chatrooms.c.created_at, chatrooms.c.id)
     )
     return [row.id for row in rows]
-
-
-def audience_by_chatroom(tx: Tx, chatroom_ids: Collection[str]) -> dict[str, set[str]]:
-    """Who is in each chatroom now: its participants' agent ids and its customer (as
-    `customer_key`), in one statement. Every chatroom asked for has an entry."""
-    found: dict[str, set[str]] = {chatroom_id: set() for chatroom_id in chatroom_ids}
-    if not found:
-        return found
-    ids = list(found)
-    members = sa.select(
-        participants.c.chatroom_id,
-        participants.c.agent_id.label("member"),
-        sa.null().label("channel_id"),
-    ).where(participants.c.chatroom_id.in_(ids))
-    customers = sa.select(
-        chatrooms.c.id.label("chatroom_id"),
-        chatrooms.c.contact_id.label("member"),
-        chatrooms.c.channel_id,
-    ).where(chatrooms.c.id.in_(ids))
-    for row in tx.execute(sa.union_all(members, customers)):
-        member = row.member if row.channel_id is None else customer_key(row.member, row.channel_id)
-        found[row.chatroom_id].add(member)
-    return found

@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import secrets
 import shutil
 import subprocess
@@ -713,29 +712,14 @@ def print_report(
         print("\n(--quick: points are 1 s long; the figures are a smoke test, not a measurement)")
 
 
-BUSY_WARNING_PCT = 25.0
-
-
-def machine_busy_pct(seconds: float = 2.0) -> float:
-    """How much CPU other processes use right now, in % of one core."""
-    before = loadgen.host_busy_seconds()
-    time.sleep(seconds)
-    return 100 * (loadgen.host_busy_seconds() - before) / seconds
-
-
 def machine_meta(options: Options, wrk: str) -> dict[str, Any]:
     version = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    return {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "pinned": options.pin,
-        "nice": options.nice,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "wrk": (version.stdout or version.stderr).splitlines()[0].strip(),
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
-        "baseline": SQLITE_SETTINGS,
-    }
+    return loadgen.run_meta(
+        pinned=options.pin,
+        nice=options.nice,
+        wrk=(version.stdout or version.stderr).splitlines()[0].strip(),
+        baseline=SQLITE_SETTINGS,
+    )
 
 
 def write_results(
@@ -765,14 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         generator_cpus={1} if options.pin else None,
     )
     meta = machine_meta(options, wrk)
-    busy = machine_busy_pct()
-    meta["busy_pct_at_start"] = round(busy)
-    if busy > BUSY_WARNING_PCT:
-        print(
-            f"bench: WARNING: the machine is busy before the run ({busy:.0f} % of one core in use "
-            "by other processes); figures will be low and noisy (see the `other` column)",
-            flush=True,
-        )
+    loadgen.note_busy_machine(meta, "figures will be low and noisy (see the `other` column)")
     workdir = Path(tempfile.mkdtemp(prefix="chatflow-bench-"))
     print(f"bench: work directory {workdir}", flush=True)
     infos: list[dict[str, Any]] = []

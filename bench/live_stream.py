@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import platform
 import resource
 import secrets
 import shutil
@@ -574,36 +573,12 @@ def write_results(options: Options, points: list[Point], meta: dict[str, Any]) -
     return path
 
 
-BUSY_WARNING_PCT = 25.0
-
-
-def machine_busy_pct(seconds: float = 2.0) -> float:
-    """How much CPU other processes use right now, in % of one core."""
-    before = loadgen.host_busy_seconds()
-    time.sleep(seconds)
-    return 100 * (loadgen.host_busy_seconds() - before) / seconds
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     if options.pin:
         os.sched_setaffinity(0, {1})
-    meta = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "pinned": options.pin,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
-    }
-    busy = machine_busy_pct()
-    meta["busy_pct_at_start"] = round(busy)
-    if busy > BUSY_WARNING_PCT:
-        print(
-            f"bench: WARNING: the machine is busy before the run ({busy:.0f} % of one core in use "
-            "by other processes); latencies will be high and noisy (see `other` CPU)",
-            flush=True,
-        )
+    meta = loadgen.run_meta(pinned=options.pin)
+    loadgen.note_busy_machine(meta, "latencies will be high and noisy (see `other` CPU)")
     workdir = Path(tempfile.mkdtemp(prefix="chatflow-live-"))
     print(f"bench: work directory {workdir}", flush=True)
     points: list[Point] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 RESULT_MARK = "BENCH-RESULT "
 
@@ -262,3 +264,38 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
         return float("nan")
     rank = max(0, min(len(sorted_values) - 1, round(fraction * len(sorted_values) + 0.5) - 1))
     return sorted_values[rank]
+
+
+BUSY_WARNING_PCT = 25.0
+
+
+def machine_busy_pct(seconds: float = 2.0) -> float:
+    """How much CPU other processes use right now, in % of one core."""
+    before = host_busy_seconds()
+    time.sleep(seconds)
+    return 100 * (host_busy_seconds() - before) / seconds
+
+
+def run_meta(*, pinned: bool, **extra: Any) -> dict[str, Any]:
+    """The machine a benchmark runs on, as its results record it."""
+    return {
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpus": os.cpu_count(),
+        "pinned": pinned,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
+        **extra,
+    }
+
+
+def note_busy_machine(meta: dict[str, Any], consequence: str) -> None:
+    """Record how busy the machine was before the run, and warn when others use much of it."""
+    busy = machine_busy_pct()
+    meta["busy_pct_at_start"] = round(busy)
+    if busy > BUSY_WARNING_PCT:
+        print(
+            f"bench: WARNING: the machine is busy before the run ({busy:.0f} % of one core in use "
+            f"by other processes); {consequence}",
+            flush=True,
+        )

@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import platform
 import pstats
 import resource
 import secrets
@@ -663,14 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     if options.pin:
         os.sched_setaffinity(0, {1})
-    meta = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "pinned": options.pin,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
-    }
+    meta = loadgen.run_meta(pinned=options.pin)
     workdir = Path(tempfile.mkdtemp(prefix="chatflow-drain-"))
     print(f"bench: work directory {workdir}", flush=True)
     drains: list[DrainPoint] = []

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import math
 import os
-import platform
 import pstats
 import resource
 import secrets
@@ -43,7 +42,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from bench import loadgen
-from bench.live_stream import BUSY_WARNING_PCT, Latency, machine_busy_pct, open_stream
+from bench.live_stream import Latency, open_stream
 from bench.rawhttp import ConnectionPool, build_request
 from bench.webhook_drain import _print_profile as print_profile
 
@@ -785,22 +784,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     if options.pin:
         os.sched_setaffinity(0, {1})
-    meta: dict[str, Any] = {
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "cpus": os.cpu_count(),
-        "pinned": options.pin,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
-    }
-    busy = machine_busy_pct()
-    meta["busy_pct_at_start"] = round(busy)
-    if busy > BUSY_WARNING_PCT:
-        print(
-            f"bench: WARNING: the machine is busy before the run ({busy:.0f} % of one core in use "
-            "by other processes); the figures will be low and noisy (see `other` CPU)",
-            flush=True,
-        )
+    meta = loadgen.run_meta(pinned=options.pin)
+    loadgen.note_busy_machine(meta, "the figures will be low and noisy (see `other` CPU)")
     workdir = Path(tempfile.mkdtemp(prefix="chatflow-whatsapp-"))
     print(f"bench: work directory {workdir}", flush=True)
     points: list[Point] = []

@@ -28,7 +28,7 @@ from chatflow.domain.models import (
     MessageStatus,
     SenderType,
 )
-from chatflow.domain.rules import InboundDecision, decide_inbound, window_expiry
+from chatflow.domain.rules import decide_inbound, window_expiry
 from chatflow.domain.templates import parse_button_payload
 from chatflow.events import outbox
 from chatflow.events.types import EventType
@@ -67,9 +67,8 @@ class InboundMessage:
 @dataclass(frozen=True, slots=True)
 class InboundResult:
     message: Message
-    chatroom: Chatroom
-    decision: InboundDecision | None
     duplicate: bool
+    """The channel had delivered this message before: nothing was done again."""
 
 
 def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
@@ -77,9 +76,7 @@ def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
     if inbound.channel_message_id is not None:
         seen = message_store.find_by_channel_message_id(tx, org_id, inbound.channel_message_id)
         if seen is not None:
-            room = chatroom_store.load_chatroom(tx, org_id, seen.chatroom_id)
-            assert room is not None
-            return InboundResult(seen, room, None, duplicate=True)
+            return InboundResult(seen, duplicate=True)
 
     chatroom, specs = _chatroom_for(tx, inbound)
     template_message = _tapped_template(tx, chatroom, inbound)
@@ -136,9 +133,7 @@ def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
 
     last_seq = chatroom_store.touch_chatroom(tx, chatroom.id, bump_key=key, events=len(specs))
     outbox.record_chatroom(tx, org_id, chatroom.id, specs, last_seq=last_seq)
-    fresh = chatroom_store.load_chatroom(tx, org_id, chatroom.id)
-    assert fresh is not None
-    return InboundResult(message, fresh, decision, duplicate=False)
+    return InboundResult(message, duplicate=False)
 
 
 def _chatroom_for(tx: Tx, inbound: InboundMessage) -> tuple[Chatroom, list[outbox.EventSpec]]:

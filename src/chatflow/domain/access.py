@@ -12,6 +12,8 @@ from chatflow.domain.models import AgentId, ApiKeyId, Chatroom, OrganizationId, 
 class ActorKind(StrEnum):
     API_KEY = "api_key"
     AGENT = "agent"
+    FLOW = "flow"
+    """A flow run acting for its organization: it sends as the bot."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +35,8 @@ class Actor:
 
     @property
     def sees_whole_organization(self) -> bool:
-        """API keys and admin agents see and act on every chatroom of the organization."""
-        return self.kind is ActorKind.API_KEY or self.role is Role.ADMIN
+        """API keys, flows and admin agents see and act on every chatroom of the organization."""
+        return self.kind is not ActorKind.AGENT or self.role is Role.ADMIN
 
 
 def check_administers(actor: Actor) -> None:

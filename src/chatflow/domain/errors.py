@@ -172,3 +172,23 @@ class ProviderError(DomainError):
 
     code = "provider_error"
     title = "The channel's provider refused the request"
+
+
+class FlowRevisionConflictError(ConflictError):
+    code = "flow_revision_conflict"
+    title = "The draft was saved by someone else since this revision"
+
+
+class FlowNotDeployedError(ConflictError):
+    code = "flow_not_deployed"
+    title = "The flow has no deployed version"
+
+
+class FlowTriggerMismatchError(ConflictError):
+    code = "flow_trigger_mismatch"
+    title = "The flow's deployed trigger does not start runs this way"
+
+
+class RunNotActiveError(ConflictError):
+    code = "run_not_active"
+    title = "The run has already ended"

@@ -1,0 +1,1 @@
+"""Flows: the catalog, the flow document, variables and the interpreter; pure, no I/O."""

@@ -256,6 +256,8 @@ class Event:
     created_at: int
     position: int = 0
     txid: int = 0
+    cause: JsonObject | None = None
+    """The flow run whose step made the change: `{"flow", "run", "depth"}`."""
 
     @property
     def log_position(self) -> LogPosition:

@@ -20,7 +20,9 @@ EventSpec = tuple[EventType, dict[str, Any]]
 
 def record(tx: Tx, org_id: OrganizationId, type: EventType, data: dict[str, Any]) -> Event:
     """An event about the organization, not about one chatroom (no `seq`)."""
-    event = Event(EventId(new_id("evt")), org_id, type.value, None, None, data, tx.now)
+    event = Event(
+        EventId(new_id("evt")), org_id, type.value, None, None, data, tx.now, cause=tx.cause
+    )
     event_store.insert_events(tx, [event])
     tx.events.append(event)
     return event
@@ -45,7 +47,16 @@ def record_chatroom(
         last_seq = chatroom_store.reserve_event_seq(tx, chatroom_id, len(specs))
     first = last_seq - len(specs) + 1
     batch = [
-        Event(EventId(new_id("evt")), org_id, type.value, chatroom_id, first + i, data, tx.now)
+        Event(
+            EventId(new_id("evt")),
+            org_id,
+            type.value,
+            chatroom_id,
+            first + i,
+            data,
+            tx.now,
+            cause=tx.cause,
+        )
         for i, (type, data) in enumerate(specs)
     ]
     event_store.insert_events(tx, batch)

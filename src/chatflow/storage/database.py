@@ -49,7 +49,7 @@ class Tx:
     writes carries the same time.
     """
 
-    __slots__ = ("_after_commit", "_database", "conn", "events", "now")
+    __slots__ = ("_after_commit", "_database", "cause", "conn", "events", "now")
 
     def __init__(self, database: Database, conn: Connection, now: int) -> None:
         self._database = database
@@ -57,6 +57,8 @@ class Tx:
         self.now = now
         self.events: list[Event] = []
         self._after_commit: list[Callable[[], None]] = []
+        self.cause: dict[str, Any] | None = None
+        """Set while a flow run's step acts: the events it makes carry it (`Event.cause`)."""
 
     @property
     def dialect(self) -> str:

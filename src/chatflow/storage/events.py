@@ -60,6 +60,7 @@ _INSERT = Query(
         seq=param("seq"),
         data=param("data"),
         created_at=param("created_at"),
+        cause=param("cause"),
     )
 )
 
@@ -76,6 +77,7 @@ def insert_events(tx: Tx, batch: list[Event]) -> None:
             "seq": e.seq,
             "data": json.dumps(e.data),
             "created_at": e.created_at,
+            "cause": None if e.cause is None else json.dumps(e.cause),
         }
         for e in batch
     ]
@@ -93,6 +95,7 @@ def event_of(row: Any) -> Event:
         created_at=row.created_at,
         position=row.position,
         txid=row.txid,
+        cause=json.loads(row.cause),
     )
 
 
@@ -171,3 +174,12 @@ def log_end(tx: Tx) -> tuple[int, int]:
     )
     row = tx.execute(query).first()
     return (0, 0) if row is None else (int(row.txid), int(row.position))
+
+
+_POSITION = Query(sa.select(events.c.txid, events.c.position).where(events.c.id == param("id")))
+
+
+def position_of(tx: Tx, event_id: str) -> tuple[int, int] | None:
+    """Where an event stands in the log, in the order consumers read it."""
+    row = tx.run(_POSITION, {"id": event_id}).first()
+    return None if row is None else (int(row.txid), int(row.position))

@@ -111,6 +111,23 @@ def list_messages(tx: Tx, chatroom_id: str, *, before: str | None, limit: int) -
     return [_message(r) for r in rows]
 
 
+_EARLIER_INBOUND = Query(
+    sa.select(messages.c.id)
+    .where(
+        messages.c.chatroom_id == param("chatroom_id"),
+        messages.c.id < param("id"),
+        messages.c.direction == "inbound",
+    )
+    .limit(1)
+)
+
+
+def has_earlier_inbound(tx: Tx, chatroom_id: str, message_id: str) -> bool:
+    """Whether the customer wrote in the chatroom before this message."""
+    found = tx.run(_EARLIER_INBOUND, {"chatroom_id": chatroom_id, "id": message_id}).first()
+    return found is not None
+
+
 _by_channel_id = sa.select(messages).where(
     messages.c.org_id == param("org_id"),
     messages.c.channel_message_id == param("channel_message_id"),

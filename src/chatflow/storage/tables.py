@@ -240,6 +240,9 @@ events = sa.Table(
     sa.Column("seq", sa.BigInteger, nullable=True),
     sa.Column("data", Json, nullable=False),
     sa.Column("created_at", Millis, nullable=False),
+    # The flow run whose step made the change, as {"flow": id, "run": id, "depth": n}: a flow
+    # is not started by its own effects, and chains of flows stop at a depth.
+    sa.Column("cause", Json, nullable=True),
     sa.Index(None, "org_id", "txid", "position"),
     sa.Index(None, "txid", "position"),
     sa.Index(None, "chatroom_id", "seq"),
@@ -453,4 +456,90 @@ webchat_visitors = sa.Table(
     sa.Column("created_at", Millis, nullable=False),
     sa.Column("last_seen_at", Millis, nullable=False),
     sa.Index(None, "channel_id", "contact_id"),
+)
+
+# -- flows -------------------------------------------------------------------------------------
+
+flows = sa.Table(
+    "flows",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("draft", Json, nullable=False),
+    # Saving a draft names the revision it was made from: a stale one is refused (409).
+    sa.Column("revision", sa.Integer, nullable=False),
+    # The deployed version, whose trigger starts runs; NULL: not deployed.
+    _id("version_id", nullable=True),
+    # The deployed version's trigger type, so a trigger finds its flows without reading them.
+    sa.Column("trigger_type", sa.String(32), nullable=True),
+    sa.Column("webhook_secret", sa.String(64), nullable=False),
+    # Schedule flows: when the next run is due (claimed with SKIP LOCKED, like a timer).
+    sa.Column("next_fire_at", Millis, nullable=True),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Index(None, "org_id", "trigger_type"),
+    sa.Index(None, "next_fire_at"),
+)
+
+flow_versions = sa.Table(
+    "flow_versions",
+    metadata,
+    _id(primary_key=True),
+    _id("flow_id", sa.ForeignKey("flows.id"), nullable=False),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("document", Json, nullable=False),
+    sa.Column("message", sa.String(500), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", Millis, nullable=False),
+    sa.UniqueConstraint("flow_id", "number"),
+)
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    _id(primary_key=True),
+    _id("org_id", sa.ForeignKey("organizations.id"), nullable=False),
+    _id("flow_id", sa.ForeignKey("flows.id"), nullable=False),
+    _id("version_id", sa.ForeignKey("flow_versions.id"), nullable=False),
+    _id("chatroom_id", nullable=True),
+    # running | waiting | completed | failed | cancelled | skipped
+    sa.Column("status", sa.String(16), nullable=False),
+    # "<flow>:<chatroom>" while the run is running or waiting, else NULL: the unique index is
+    # what makes one run per flow and chatroom hold under concurrent triggers.
+    sa.Column("active_key", sa.String(90), nullable=True, unique=True),
+    sa.Column("trigger", Json, nullable=False),
+    sa.Column("state", Json, nullable=False),
+    # reply | delay | http, while waiting
+    sa.Column("wait_kind", sa.String(8), nullable=True),
+    _id("wait_chatroom_id", nullable=True),
+    sa.Column("cancel_on_agent_reply", sa.Boolean, nullable=False),
+    sa.Column("wake_at", Millis, nullable=True),
+    sa.Column("depth", sa.Integer, nullable=False),
+    sa.Column("step_count", sa.Integer, nullable=False),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("started_at", Millis, nullable=False),
+    sa.Column("updated_at", Millis, nullable=False),
+    sa.Column("ended_at", Millis, nullable=True),
+    sa.Index(None, "wake_at"),
+    sa.Index(None, "wait_chatroom_id"),
+    sa.Index(None, "flow_id", "id"),
+    sa.Index(None, "chatroom_id"),
+    sa.Index(None, "ended_at"),
+)
+
+flow_run_steps = sa.Table(
+    "flow_run_steps",
+    metadata,
+    _id("run_id", sa.ForeignKey("flow_runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("node_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("outcome", sa.String(64), nullable=True),
+    sa.Column("output", Json, nullable=False),
+    sa.Column("error", Json, nullable=True),
+    sa.Column("started_at", Millis, nullable=False),
+    sa.Column("ended_at", Millis, nullable=False),
 )

@@ -17,6 +17,7 @@ from chatflow.api.routes import (
     chatrooms,
     contacts,
     events,
+    flows,
     stream,
     templates,
     webhooks,
@@ -125,6 +126,7 @@ def create_app(
         templates,
         events,
         webhooks,
+        flows,
         stream,
     ):
         # The routes themselves, not an included router: FastAPI matches included routers through

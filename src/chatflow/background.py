@@ -1,9 +1,9 @@
 """Background work: the same in `chatflow serve` (by default) and in `chatflow worker`.
 
-Housekeeping (idle chatrooms, old idempotency keys and delivery logs) every half minute, webhook
-delivery, the channels' work (provider notifications, queued sends) continuously, and any other
-consumers of the event log. Every part is safe to run in
-several processes at once.
+Housekeeping (idle chatrooms, old idempotency keys, delivery logs and flow runs) every half
+minute; webhook delivery, the channels' work (provider notifications, queued sends), the flow
+engine's triggers and timers continuously, and any other consumers of the event log. Every part
+is safe to run in several processes at once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 
 from chatflow.channels.base import ChannelContext
 from chatflow.channels.work import run_channel_work
@@ -18,6 +19,8 @@ from chatflow.clock import Clock
 from chatflow.config import Settings
 from chatflow.events.bus import EventBus
 from chatflow.events.consumers import ConsumerLoop, LogConsumer
+from chatflow.flows.triggers import FlowTriggers
+from chatflow.flows.worker import FlowWorker
 from chatflow.services.housekeeping import HOUSEKEEPING_SECONDS, do_housekeeping
 from chatflow.storage.database import Database
 from chatflow.webhooks.dispatcher import Dispatcher
@@ -27,10 +30,11 @@ from chatflow.webhooks.sender import WebhookSender
 log = logging.getLogger(__name__)
 
 
-async def _housekeeping(database: Database) -> None:
+async def _housekeeping(database: Database, settings: Settings) -> None:
+    retention_ms = int(settings.flow_run_retention_days * 24 * 3600 * 1000)
     while True:
         try:
-            await database.write(do_housekeeping)
+            await database.write(partial(do_housekeeping, flow_run_retention_ms=retention_ms))
         except Exception:
             log.exception("Housekeeping failed; it runs again shortly")
         await asyncio.sleep(HOUSEKEEPING_SECONDS)
@@ -51,8 +55,8 @@ async def run_background(
     channels: ChannelContext,
     consumers: Sequence[LogConsumer] = (),
 ) -> None:
-    """Until cancelled. `consumers` are further readers of the event log (the flow engine's
-    triggers plug in here), each run by its own loop."""
+    """Until cancelled. `consumers` are further readers of the event log, each run by its own
+    loop, besides the flow engine's triggers."""
     dispatcher = Dispatcher(
         database,
         bus,
@@ -62,8 +66,9 @@ async def run_background(
         timeout_seconds=settings.webhook_timeout_seconds,
     )
     await asyncio.gather(
-        _housekeeping(database),
+        _housekeeping(database, settings),
         dispatcher.run(),
         run_channel_work(channels),
-        *(ConsumerLoop(database, bus, consumer).run() for consumer in consumers),
+        FlowWorker(database, sender).run(),
+        *(ConsumerLoop(database, bus, consumer).run() for consumer in (FlowTriggers(), *consumers)),
     )

@@ -63,3 +63,8 @@ class Settings(BaseSettings):
     whatsapp_timeout_seconds: float = Field(
         default=20.0, description="How long one Graph API request may take."
     )
+    flow_run_retention_days: float = Field(
+        default=14.0,
+        description="Ended flow runs and their steps are kept this long, then pruned; runs "
+        "still going are never pruned.",
+    )

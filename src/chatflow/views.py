@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from chatflow.clock import iso
+from chatflow.domain.flows.document import Validation
+from chatflow.domain.flows.records import Flow, FlowRun, FlowVersion, RunStep
 from chatflow.domain.models import (
     Agent,
     ApiKey,
@@ -571,6 +573,155 @@ class WebhookPingResult(View):
 class WebhookRecovery(View):
     requeued: int = Field(description="Failed deliveries queued again.")
     created: int = Field(description="Events with no delivery yet (the endpoint was disabled).")
+
+
+class FlowRead(View):
+    id: str = Field(examples=["flow_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    name: str
+    revision: int = Field(description="Send it back when saving the draft: a stale one is a 409.")
+    draft: dict[str, Any] = Field(description="The flow document being edited.")
+    deployed_version_id: str | None = Field(
+        description="The version whose trigger starts runs; null: not deployed."
+    )
+    trigger_type: str | None = Field(description="The deployed version's trigger.")
+    webhook_url: str = Field(description="For an `incoming_webhook` trigger: POST here.")
+    webhook_secret: str = Field(
+        description="For an `incoming_webhook` trigger: send it as `X-Chatflow-Secret`."
+    )
+    next_fire_at: str | None = Field(description="For a deployed `schedule` trigger.")
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def of(cls, flow: Flow) -> FlowRead:
+        return cls(
+            id=flow.id,
+            name=flow.name,
+            revision=flow.revision,
+            draft=flow.draft,
+            deployed_version_id=flow.version_id,
+            trigger_type=flow.trigger_type,
+            webhook_url=f"/hooks/flows/{flow.id}",
+            webhook_secret=flow.webhook_secret,
+            next_fire_at=_iso(flow.next_fire_at),
+            created_at=iso(flow.created_at),
+            updated_at=iso(flow.updated_at),
+        )
+
+
+class FlowVersionRead(View):
+    id: str = Field(examples=["flv_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    flow_id: str
+    number: int
+    message: str
+    document: dict[str, Any]
+    created_by: str
+    created_at: str
+
+    @classmethod
+    def of(cls, version: FlowVersion) -> FlowVersionRead:
+        return cls(
+            id=version.id,
+            flow_id=version.flow_id,
+            number=version.number,
+            message=version.message,
+            document=version.document,
+            created_by=version.created_by,
+            created_at=iso(version.created_at),
+        )
+
+
+class ValidationRead(View):
+    valid: bool
+    errors: list[dict[str, Any]] = Field(
+        description="Each with `pointer`, `code`, `message`, `node` and `parameter`."
+    )
+    warnings: list[dict[str, Any]] = Field(description="Worth a look; deploying is allowed.")
+
+    @classmethod
+    def of(cls, validation: Validation) -> ValidationRead:
+        return cls(
+            valid=validation.valid,
+            errors=[p.view() for p in validation.errors],
+            warnings=[p.view() for p in validation.warnings],
+        )
+
+
+class RunWaitRead(View):
+    kind: Literal["reply", "delay", "http"]
+    node: str | None
+    chatroom_id: str | None
+    until: str | None
+
+
+class RunRead(View):
+    id: str = Field(examples=["run_01jd3m6x0v8k2c4w9a7b5e1f3g"])
+    flow_id: str
+    version_id: str
+    chatroom_id: str | None
+    status: Literal["running", "waiting", "completed", "failed", "cancelled", "skipped"]
+    trigger: dict[str, Any]
+    waiting: RunWaitRead | None
+    step_count: int
+    depth: int
+    error: dict[str, Any] | None
+    started_at: str
+    ended_at: str | None
+
+    @classmethod
+    def of(cls, run: FlowRun) -> RunRead:
+        waiting = None
+        if run.wait_kind is not None and run.status.active:
+            waiting = RunWaitRead(
+                kind=run.wait_kind,
+                node=run.state.get("node"),
+                chatroom_id=run.wait_chatroom_id,
+                until=None if run.wait_kind == "http" else _iso(run.wake_at),
+            )
+        return cls(
+            id=run.id,
+            flow_id=run.flow_id,
+            version_id=run.version_id,
+            chatroom_id=run.chatroom_id,
+            status=run.status.value,
+            trigger=run.trigger,
+            waiting=waiting,
+            step_count=run.step_count,
+            depth=run.depth,
+            error=run.error,
+            started_at=iso(run.started_at),
+            ended_at=_iso(run.ended_at),
+        )
+
+
+class RunStepRead(View):
+    number: int
+    node: str
+    action: str
+    params: dict[str, Any] = Field(description="After variables were put in.")
+    outcome: str | None
+    output: dict[str, Any]
+    error: dict[str, Any] | None
+    started_at: str
+    ended_at: str
+
+    @classmethod
+    def of(cls, step: RunStep) -> RunStepRead:
+        return cls(
+            number=step.number,
+            node=step.node_id,
+            action=step.action,
+            params=step.params,
+            outcome=step.outcome,
+            output=step.output,
+            error=step.error,
+            started_at=iso(step.started_at),
+            ended_at=iso(step.ended_at),
+        )
+
+
+class RunDetail(RunRead):
+    steps: list[RunStepRead]
 
 
 def dump(view: BaseModel) -> dict[str, Any]:

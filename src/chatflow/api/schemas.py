@@ -270,3 +270,91 @@ class WebhookRecover(Body):
         "missed, from this time on.",
         examples=["2026-03-01T09:00:00Z"],
     )
+
+
+_FLOW_EXAMPLE: dict[str, Any] = {
+    "trigger": {
+        "type": "message_received",
+        "params": {"text_operator": "contains", "text": "order"},
+    },
+    "start": "confirm",
+    "nodes": [
+        {
+            "id": "confirm",
+            "action": "send_message",
+            "params": {
+                "message": "Your order has been confirmed. Let us know if you need further "
+                "assistance.",
+                "chatInstanceId": "{chatInstanceId}",
+            },
+        }
+    ],
+    "edges": [],
+    "layout": {"confirm": {"x": 120, "y": 80}},
+}
+
+
+class FlowCreate(Body):
+    name: str = Field(min_length=1, max_length=200)
+    document: dict[str, Any] | None = Field(
+        default=None,
+        description="The first draft; omitted: an empty flow started by hand.",
+        examples=[_FLOW_EXAMPLE],
+    )
+
+
+class FlowUpdate(Body):
+    revision: int = Field(description="The draft's revision this change was made from.")
+    document: dict[str, Any] = Field(examples=[_FLOW_EXAMPLE])
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class FlowValidate(Body):
+    document: dict[str, Any] | None = Field(
+        default=None, description="A document to check; omitted: the saved draft."
+    )
+
+
+class FlowDeploy(Body):
+    message: str = Field(default="", max_length=500, description="What changed, for the history.")
+    revision: int | None = Field(
+        default=None, description="Deploy only if the draft is still at this revision."
+    )
+
+
+class FlowRollback(Body):
+    version: int = Field(ge=1, description="The version number to deploy again.")
+
+
+class RunStart(Body):
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    chatroom_id: str | None = Field(default=None, max_length=64)
+
+
+class TestRunRequest(Body):
+    document: dict[str, Any] | None = Field(
+        default=None, description="The document to test; omitted: the saved draft."
+    )
+    trigger: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What fired it: `contact`, `channel_id`, `window_open` and `message` for "
+        "chatroom triggers; `button` and `template` for a template response; `body`, `headers` "
+        "and `query` for a webhook; `inputs` for a manual run.",
+        examples=[{"contact": {"first_name": "Ada"}, "message": {"text": "order 42"}}],
+    )
+    replies: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=100,
+        description='The customer\'s replies, in order: `{"text": ...}`, `{"button": 0}` or '
+        '`{"timeout": true}`, each optionally `after_seconds` (default 1).',
+    )
+    http: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=100,
+        description='HTTP answers, in order: `{"node": id?, "status": 200, "body": ..., '
+        '"headers": {...}}`.',
+    )
+    now: AwareDatetime | None = Field(
+        default=None, description="The frozen clock's start; omitted: 2026-01-01T00:00:00Z."
+    )
+    seed: str = Field(default="t", pattern=r"^[a-z0-9]{1,8}$", description="Test ids' stem.")

@@ -71,6 +71,19 @@ class AttemptResult:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """What a general request produced; `status_code` None: no HTTP answer (see `error`)."""
+
+    status_code: int | None
+    headers: dict[str, str]
+    body: bytes
+    truncated: bool
+    """The body was longer than the read limit and was cut there."""
+    error: str | None
+    latency_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class _CheckedAddresses:
     host: str
     addresses: list[IPAddress]
@@ -120,6 +133,7 @@ class _Exchange:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytearray = field(default_factory=bytearray)
     error: str | None = None
+    truncated: bool = False
 
 
 class WebhookSender:
@@ -153,14 +167,53 @@ class WebhookSender:
         The timeout bounds the whole attempt: resolving, connecting, sending, and reading at most
         64 KiB of the response.
         """
+        exchange, latency_ms = await self._perform(
+            "POST", url, headers, body, self._timeout_seconds, READ_LIMIT_BYTES
+        )
+        return self._result(exchange, latency_ms)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        timeout_seconds: float,
+        read_limit: int,
+    ) -> HttpAnswer:
+        """Any request behind the same guard (a flow's HTTP Request step); never raises."""
+        exchange, latency_ms = await self._perform(
+            method, url, headers, body, timeout_seconds, read_limit
+        )
+        return HttpAnswer(
+            status_code=exchange.status_code,
+            headers={
+                name.lower(): _header(exchange.headers, name) or "" for name in exchange.headers
+            },
+            body=bytes(exchange.body),
+            truncated=exchange.truncated,
+            error=exchange.error,
+            latency_ms=latency_ms,
+        )
+
+    async def _perform(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout_seconds: float,
+        read_limit: int,
+    ) -> tuple[_Exchange, int]:
         started = time.perf_counter()
         session = self._session_in_this_loop()
         exchange = _Exchange()
         try:
-            async with asyncio.timeout(self._timeout_seconds):
-                await self._attempt(session, url, headers, body, exchange)
+            async with asyncio.timeout(timeout_seconds):
+                await self._attempt(session, method, url, headers, body, read_limit, exchange)
         except TimeoutError:
-            exchange.error = f"timeout after {self._timeout_seconds} s"
+            exchange.error = f"timeout after {timeout_seconds} s"
         except WebhookUrlForbiddenError as exc:
             exchange.error = f"url_forbidden: {exc.detail}"
         except aiohttp.ClientConnectorError as exc:
@@ -171,8 +224,7 @@ class WebhookSender:
             exchange.error = _protocol_failure(exc)
         except (aiohttp.ClientError, OSError) as exc:
             exchange.error = f"network error: {_describe(exc)}"
-        latency_ms = round((time.perf_counter() - started) * 1000)
-        return self._result(exchange, latency_ms)
+        return exchange, round((time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
         session, self._session, self._loop = self._session, None, None
@@ -213,9 +265,11 @@ class WebhookSender:
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
+        method: str,
         url: str,
         headers: Mapping[str, str],
-        body: bytes,
+        body: bytes | None,
+        read_limit: int,
         exchange: _Exchange,
     ) -> None:
         addresses = await self.guard.resolve(url)
@@ -229,30 +283,35 @@ class WebhookSender:
         }
         token = _checked_addresses.set(_CheckedAddresses(host, addresses))
         try:
-            await self._exchange(session, target, request_headers, body, exchange)
+            await self._exchange(
+                session, method, target, request_headers, body, read_limit, exchange
+            )
         finally:
             _checked_addresses.reset(token)
 
     async def _exchange(
         self,
         session: aiohttp.ClientSession,
+        method: str,
         target: URL,
         headers: dict[str, str],
-        body: bytes,
+        body: bytes | None,
+        read_limit: int,
         exchange: _Exchange,
     ) -> None:
-        async with session.post(
-            target, data=body, headers=headers, allow_redirects=False
+        async with session.request(
+            method, target, data=body, headers=headers, allow_redirects=False
         ) as response:
             exchange.status_code = response.status
             exchange.headers = response.headers
-            while len(exchange.body) < READ_LIMIT_BYTES:
-                chunk = await response.content.read(READ_LIMIT_BYTES - len(exchange.body))
+            while len(exchange.body) < read_limit:
+                chunk = await response.content.read(read_limit - len(exchange.body))
                 if not chunk:
                     return  # read to its end: the connection goes back to the pool
                 exchange.body += chunk
             if not response.content.at_eof():
                 # Cut off: the rest is never read, so the connection cannot be reused.
+                exchange.truncated = True
                 response.close()
 
     def _result(self, exchange: _Exchange, latency_ms: int) -> AttemptResult:

@@ -4,8 +4,12 @@ R10)."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
+import pytest
+
+from chatflow.storage import flows as flow_store
 from tests.factories import Org
 from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of
 from tests.webhook_receiver import WebhookReceiver
@@ -545,3 +549,36 @@ def test_schedule_trigger_fires_at_its_cron_times_once_each(org: Org, engine: En
     assert len(runs_of(org, flow["id"])) == 1
     engine.later(minutes=30)
     assert len(runs_of(org, flow["id"])) == 2
+
+
+def test_a_crash_before_a_send_step_commits_sends_nothing_and_the_retry_sends_once(
+    org: Org, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = deployed_flow(
+        org,
+        {
+            "trigger": {"type": "message_received"},
+            "start": "reply",
+            "nodes": [_say("reply", "Got: {message.text}")],
+            "edges": [],
+        },
+    )
+    chatroom = org.chatroom()
+    real_insert_steps = flow_store.insert_steps
+
+    def power_cut(tx: Any, steps: Any) -> None:
+        # The message is written, the step is not: the transaction dies here.
+        raise sqlite3.OperationalError("disk I/O error (simulated)")
+
+    monkeypatch.setattr(flow_store, "insert_steps", power_cut)
+    org.customer_says(chatroom["id"], "hi")
+    with pytest.raises(sqlite3.OperationalError):
+        engine.triggers()
+    assert bot_texts(org, chatroom["id"]) == []
+    assert runs_of(org, flow["id"]) == []
+
+    monkeypatch.setattr(flow_store, "insert_steps", real_insert_steps)
+    engine.triggers()
+    engine.triggers()
+    assert bot_texts(org, chatroom["id"]) == ["Got: hi"]
+    assert len(runs_of(org, flow["id"])) == 1

@@ -143,20 +143,13 @@ def start_run(
                 {"code": "replaced", "message": "A new trigger replaced this run", "by": run_id},
             )
     context = {**begin.context, "run": {"id": run_id}, "flow": {"id": flow_id}}
-    state = start(target.document, run_id, context)
+    state = start(target.document, run_id, context, tx.now)
     return _go(tx, base, target, state, None, effects, new=True)
 
 
 def resume_run(tx: Tx, run: FlowRun, resume: Resume, *, effects: Effects | None = None) -> FlowRun:
     """Go on from a wait with what ended it. `run` was locked by the caller and is waiting."""
     target = deployed(tx, run.version_id)
-    if tx.now - run.started_at > LIMITS.max_run_age_seconds * 1000:
-        return end_run(
-            tx,
-            run,
-            RunStatus.FAILED,
-            {"code": "run_age_limit", "message": "The run is older than the limit"},
-        )
     state = RunState.from_json(run.state)
     return _go(tx, run, target, state, resume, effects, new=False)
 

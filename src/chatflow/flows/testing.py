@@ -258,7 +258,7 @@ def run_test(
     run_id = world.new_id("run")
     context = _context(world, document, script.trigger)
     context = {**context, "run": {"id": run_id}, "flow": {"id": flow_id}}
-    state = start(document, run_id, copy.deepcopy(context))
+    state = start(document, run_id, copy.deepcopy(context), world.now)
     replies = list(script.replies)
     answers = list(script.http)
     steps: list[Step] = []

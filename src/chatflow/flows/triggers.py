@@ -32,7 +32,7 @@ from chatflow.storage import contacts as contact_store
 from chatflow.storage import events as event_store
 from chatflow.storage import flows as store
 from chatflow.storage import messages as message_store
-from chatflow.storage.database import Tx
+from chatflow.storage.database import Tx, is_database_error
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +91,10 @@ class FlowTriggers:
                     if (event.chatroom_id, event.created_at) in handovers:
                         _end_on_handover(tx, event)
                     self._handle(tx, event)
-            except Exception:
-                # One event's failure must not hold back every flow behind it.
+            except Exception as exc:
+                if is_database_error(exc):
+                    raise  # the whole batch is handled again
+                # A bug met on one event must not hold back every flow behind it.
                 log.exception("Flow triggers failed on event %s; it is skipped", event.id)
 
     def _handle(self, tx: Tx, event: Event) -> None:

@@ -24,10 +24,10 @@ from chatflow.domain.flows.document import next_fire_at
 from chatflow.domain.flows.interpreter import HttpCall, JsonObject, Resume
 from chatflow.domain.flows.records import RunStatus
 from chatflow.domain.models import OrganizationId
-from chatflow.flows.runs import Start, deployed, resume_run, start_run
+from chatflow.flows.runs import Start, deployed, end_run, resume_run, start_run
 from chatflow.storage import flows as store
 from chatflow.storage import json
-from chatflow.storage.database import Database, Tx
+from chatflow.storage.database import Database, Tx, is_database_error
 from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,15 @@ def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT) -> list[_Claimed]:
             calls.append(_Claimed(run.id, run.org_id, pending["number"], run.depth, call))
             continue
         resume = Resume("timeout", {"reply": None}) if run.wait_kind == "reply" else Resume("next")
-        with tx.savepoint():
-            resume_run(tx, run, resume)
+        try:
+            with tx.savepoint():
+                resume_run(tx, run, resume)
+        except Exception as exc:
+            if is_database_error(exc):
+                raise  # nothing of this tick is kept; it fires again
+            # A bug met by one run fails that run, rather than every timer behind it forever.
+            log.exception("Run %s failed on its timer", run.id)
+            end_run(tx, run, RunStatus.FAILED, {"code": "internal_error", "message": str(exc)})
     for flow_id, org_id, version_id, due in store.claim_due_schedules(tx, limit=limit):
         target = deployed(tx, version_id)
         begin = Start(
@@ -80,8 +87,13 @@ def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT) -> list[_Claimed]:
             {"trigger": {"scheduled_at": iso(due)}},
             {"scheduled_at": iso(due)},
         )
-        with tx.savepoint():
-            start_run(tx, OrganizationId(org_id), flow_id, version_id, begin)
+        try:
+            with tx.savepoint():
+                start_run(tx, OrganizationId(org_id), flow_id, version_id, begin)
+        except Exception as exc:
+            if is_database_error(exc):
+                raise
+            log.exception("Scheduled flow %s could not start", flow_id)
         # Missed times (the server was down) fire once, not once each.
         store.update_flow(
             tx, flow_id, {"next_fire_at": next_fire_at(target.document.trigger, tx.now)}

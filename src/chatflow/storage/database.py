@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, CursorResult, Engine, RootTransaction
@@ -40,6 +42,12 @@ _PG_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 _PG_ATTEMPTS = 4
 
 Hooks = list[Callable[[], None]]
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether `exc` came from the database (or its driver): a lost connection, a deadlock, a
+    full disk. Work that meets one must fail whole, to be tried again, never be skipped."""
+    return isinstance(exc, (DBAPIError, sqlite3.Error, psycopg.Error))
 
 
 class Tx:

@@ -123,7 +123,8 @@ class Limits:
     max_rules_per_branch: int = 20
     max_steps_per_run: int = 500
     max_node_repeats: int = 100
-    max_run_age_seconds: int = 30 * 24 * 3600
+    max_run_age_seconds: int = 35 * 24 * 3600
+    """Longer than the longest wait, so that one wait never ends a run by age alone."""
     max_wait_seconds: int = 30 * 24 * 3600
     max_chain_depth: int = 5
     """A flow started by another flow's effect (a chatroom it created, a webhook it called)

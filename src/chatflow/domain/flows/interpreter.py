@@ -124,6 +124,7 @@ class RunState:
     steps: int = 0
     pending: JsonObject | None = None
     """The waiting node's step so far: its number, parameters and start."""
+    started_at: int = 0
 
     def to_json(self) -> JsonObject:
         return {
@@ -133,6 +134,7 @@ class RunState:
             "visits": self.visits,
             "steps": self.steps,
             "pending": self.pending,
+            "started_at": self.started_at,
         }
 
     @classmethod
@@ -144,6 +146,7 @@ class RunState:
             dict(data["visits"]),
             int(data["steps"]),
             data["pending"],
+            int(data.get("started_at", 0)),
         )
 
 
@@ -153,11 +156,11 @@ class Advance:
     stop: Stop
 
 
-def start(document: FlowDocument, run_id: str, context: JsonObject) -> RunState:
+def start(document: FlowDocument, run_id: str, context: JsonObject, now: int) -> RunState:
     """A run's first state: `context` holds the trigger's variables."""
     namespace = copy.deepcopy(context)
     namespace["steps"] = {}
-    return RunState(run_id, document.start, namespace)
+    return RunState(run_id, document.start, namespace, started_at=now)
 
 
 class _StepError(Exception):
@@ -177,6 +180,12 @@ def advance(
 ) -> Advance:
     """Run from where `state` is until the run waits or ends. `state` is updated in place."""
     steps: list[Step] = []
+    if now - state.started_at > LIMITS.max_run_age_seconds * 1000:
+        state.pending = None
+        return Advance(
+            steps,
+            _limit("run_age_limit", f"older than {LIMITS.max_run_age_seconds // 86400} days"),
+        )
     if resume is not None:
         stop = _finish_pending(document, state, resume, now, steps)
         if stop is not None:

@@ -29,6 +29,8 @@ from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
+FLOW_TRIGGER_BATCH = 100
+
 
 async def _housekeeping(database: Database, settings: Settings) -> None:
     retention_ms = int(settings.flow_run_retention_days * 24 * 3600 * 1000)

@@ -582,3 +582,51 @@ def test_a_crash_before_a_send_step_commits_sends_nothing_and_the_retry_sends_on
     engine.triggers()
     assert bot_texts(org, chatroom["id"]) == ["Got: hi"]
     assert len(runs_of(org, flow["id"])) == 1
+
+
+def test_reassign_chatroom_sets_the_agents_r9(org: Org, engine: Engine) -> None:
+    agent, _ = org.agent(name="Bea")
+    flow = deployed_flow(
+        org,
+        _manual(
+            [
+                {
+                    "id": "handoff",
+                    "action": "reassign_chatroom",
+                    "params": {"chatInstanceId": "{chatInstanceId}", "agents": [agent["id"]]},
+                },
+                {
+                    "id": "bad",
+                    "action": "reassign_chatroom",
+                    "params": {"chatInstanceId": "{chatInstanceId}", "agents": ["ag_nobody"]},
+                },
+            ],
+            [_edge("handoff", "done", "bad")],
+        ),
+    )
+    chatroom = org.chatroom()
+    run = _start(org, flow, chatroom["id"])
+    steps = run_detail(org, run["id"])["steps"]
+    assert [s["outcome"] for s in steps] == ["done", "failed"]
+    assert run["status"] == "failed"
+    participants = org.api.ok("GET", f"/v1/chatrooms/{chatroom['id']}")["participants"]
+    assert [p["agent_id"] for p in participants] == [agent["id"]]
+
+
+def test_a_chain_of_flows_past_the_depth_limit_is_skipped_and_recorded(
+    org: Org, engine: Engine
+) -> None:
+    flow = deployed_flow(
+        org,
+        {
+            "trigger": {"type": "incoming_webhook"},
+            "start": "e",
+            "nodes": [{"id": "e", "action": "end"}],
+            "edges": [],
+        },
+    )
+    secret = org.api.ok("GET", f"/v1/flows/{flow['id']}")["webhook_secret"]
+    headers = {"X-Chatflow-Secret": secret, "Chatflow-Flow-Depth": "6"}
+    answer = org.client.post(f"/hooks/flows/{flow['id']}", json={}, headers=headers)
+    assert answer.status_code == 202 and answer.json()["status"] == "skipped"
+    assert run_detail(org, answer.json()["run_id"])["error"]["code"] == "chain_too_deep"

@@ -24,6 +24,7 @@ from chatflow.domain.flows.document import next_fire_at
 from chatflow.domain.flows.interpreter import HttpCall, JsonObject, Resume
 from chatflow.domain.flows.records import RunStatus
 from chatflow.domain.models import OrganizationId
+from chatflow.events.bus import EventBus
 from chatflow.flows.runs import Start, deployed, end_run, resume_run, start_run
 from chatflow.storage import flows as store
 from chatflow.storage import json
@@ -133,10 +134,16 @@ class FlowWorker:
     """Runs `fire_due` whenever something may be due, and the HTTP requests it claims."""
 
     def __init__(
-        self, database: Database, sender: WebhookSender, *, poll_seconds: float = 0.25
+        self,
+        database: Database,
+        sender: WebhookSender,
+        bus: EventBus | None = None,
+        *,
+        poll_seconds: float = 0.25,
     ) -> None:
         self._database = database
         self._sender = sender
+        self._bus = bus
         self._poll_seconds = poll_seconds
         self._requests = asyncio.Semaphore(HTTP_CONCURRENCY)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -187,10 +194,20 @@ class FlowWorker:
             )
 
     async def run(self) -> None:
-        while True:
-            try:
-                while await self.tick():
-                    pass
-            except Exception:
-                log.exception("Flow timers failed; they are tried again shortly")
-            await asyncio.sleep(self._poll_seconds)
+        """Until cancelled: after each commit of this process (a run may have just asked for an
+        HTTP request) and every `poll_seconds` (timers come due with time alone)."""
+        subscription = None if self._bus is None else self._bus.subscribe()
+        try:
+            while True:
+                try:
+                    while await self.tick():
+                        pass
+                except Exception:
+                    log.exception("Flow timers failed; they are tried again shortly")
+                if subscription is None:
+                    await asyncio.sleep(self._poll_seconds)
+                else:
+                    await subscription.wait(self._poll_seconds)
+        finally:
+            if subscription is not None:
+                subscription.close()

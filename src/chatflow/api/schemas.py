@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+)
 
 from chatflow.services.messages import MAX_TEXT_LENGTH
 
@@ -331,30 +340,84 @@ class RunStart(Body):
     chatroom_id: str | None = Field(default=None, max_length=64)
 
 
+class TestContact(Body):
+    first_name: str | None = Field(default=None, max_length=128)
+    last_name: str | None = Field(default=None, max_length=128)
+    phone: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=320)
+    external_id: str | None = Field(default=None, max_length=128)
+    opted_in: StrictBool = True
+    custom_attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class TestMessage(Body):
+    text: str = Field(default="", max_length=MAX_TEXT_LENGTH)
+
+
+class TestButton(Body):
+    index: StrictInt = Field(default=0, ge=0, le=9)
+    text: str = Field(default="", max_length=25)
+    payload: str = Field(default="", max_length=256)
+
+
+class TestTemplate(Body):
+    name: str = Field(default="", max_length=512)
+    language: str = Field(default="", max_length=15)
+
+
+class TestTrigger(Body):
+    """What fired the test run; each trigger reads its own part."""
+
+    contact: TestContact | None = None
+    channel_id: str | None = Field(default=None, max_length=64)
+    window_open: StrictBool = Field(
+        default=True, description="Whether the customer wrote in the last 24 hours (R4)."
+    )
+    message: TestMessage | None = None
+    button: TestButton | None = None
+    template: TestTemplate | None = None
+    body: Any = Field(default=None, description="An incoming webhook's JSON body.")
+    headers: dict[str, str] = Field(default_factory=dict)
+    query: dict[str, str] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class TestReply(Body):
+    text: str | None = Field(default=None, max_length=MAX_TEXT_LENGTH)
+    button: StrictInt | None = Field(default=None, ge=0, le=9, description="A tap on button n.")
+    timeout: StrictBool = Field(default=False, description="No reply: the wait times out.")
+    after_seconds: StrictInt = Field(default=1, ge=0, le=35 * 24 * 3600)
+
+
+class TestHttpAnswer(Body):
+    node: str | None = Field(default=None, max_length=64, description="Only for this node.")
+    status: StrictInt = Field(default=200, ge=100, le=599)
+    body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
 class TestRunRequest(Body):
     document: dict[str, Any] | None = Field(
         default=None, description="The document to test; omitted: the saved draft."
     )
-    trigger: dict[str, Any] = Field(
-        default_factory=dict,
-        description="What fired it: `contact`, `channel_id`, `window_open` and `message` for "
-        "chatroom triggers; `button` and `template` for a template response; `body`, `headers` "
-        "and `query` for a webhook; `inputs` for a manual run.",
+    trigger: TestTrigger = Field(
+        default_factory=TestTrigger,
         examples=[{"contact": {"first_name": "Ada"}, "message": {"text": "order 42"}}],
     )
-    replies: list[dict[str, Any]] = Field(
-        default_factory=list,
-        max_length=100,
-        description='The customer\'s replies, in order: `{"text": ...}`, `{"button": 0}` or '
-        '`{"timeout": true}`, each optionally `after_seconds` (default 1).',
+    replies: list[TestReply] = Field(
+        default_factory=list, max_length=100, description="The customer's replies, in order."
     )
-    http: list[dict[str, Any]] = Field(
-        default_factory=list,
-        max_length=100,
-        description='HTTP answers, in order: `{"node": id?, "status": 200, "body": ..., '
-        '"headers": {...}}`.',
+    http: list[TestHttpAnswer] = Field(
+        default_factory=list, max_length=100, description="HTTP answers, in order."
     )
     now: AwareDatetime | None = Field(
         default=None, description="The frozen clock's start; omitted: 2026-01-01T00:00:00Z."
     )
     seed: str = Field(default="t", pattern=r"^[a-z0-9]{1,8}$", description="Test ids' stem.")
+
+    @field_validator("now")
+    @classmethod
+    def _plausible(cls, value: datetime | None) -> datetime | None:
+        if value is not None and not 2000 <= value.year <= 2999:
+            raise ValueError("a time between the years 2000 and 2999")
+        return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from chatflow.domain.access import Actor, ActorKind
-from chatflow.domain.errors import DomainError, WindowClosedError
+from chatflow.domain.errors import DomainError, ValidationError, WindowClosedError
 from chatflow.domain.flows.interpreter import ActionResult, JsonObject
 from chatflow.domain.models import MessageFlags, OrganizationId
 from chatflow.domain.templates import TemplateVariables
@@ -17,6 +17,7 @@ from chatflow.services import chatrooms as chatroom_service
 from chatflow.services import contacts as contact_service
 from chatflow.services import messages as message_service
 from chatflow.services.phones import normalise_phone
+from chatflow.storage import chatrooms as chatroom_store
 from chatflow.storage import contacts as contact_store
 from chatflow.storage.database import Tx
 
@@ -24,6 +25,20 @@ from chatflow.storage.database import Tx
 def flow_actor(org_id: OrganizationId) -> Actor:
     """Flows act for their organization and send as the bot."""
     return Actor(org_id, ActorKind.FLOW, "flow")
+
+
+MAX_NAME_LENGTH = 128
+
+
+def check_contact_names(first_name: str | None, last_name: str | None) -> None:
+    """A contact's names fit its record: a variable may have made them longer than the
+    parameter's own limit."""
+    for pointer, value in (("/first_name", first_name), ("/last_name", last_name)):
+        if value is not None and len(value) > MAX_NAME_LENGTH:
+            raise ValidationError(
+                f"A contact's name is at most {MAX_NAME_LENGTH} characters",
+                errors=[{"pointer": pointer, "message": f"at most {MAX_NAME_LENGTH} characters"}],
+            )
 
 
 def error_of(exc: DomainError) -> JsonObject:
@@ -85,6 +100,7 @@ class DatabaseEffects:
         self, phone: str, first_name: str | None, last_name: str | None, opted_in: bool
     ) -> ActionResult:
         def create() -> ActionResult:
+            check_contact_names(first_name, last_name)
             normalised = normalise_phone(phone)
             existing = contact_store.get_contact_by_phone(self._tx, self._actor.org_id, normalised)
             if existing is not None:
@@ -129,3 +145,6 @@ class DatabaseEffects:
             return ActionResult("done")
 
         return self._attempt(reassign)
+
+    def has_chatroom(self, chatroom_id: str) -> bool:
+        return chatroom_store.load_chatroom(self._tx, self._actor.org_id, chatroom_id) is not None

@@ -15,6 +15,7 @@ from chatflow.domain.errors import (
     ValidationError,
 )
 from chatflow.domain.flows.catalog import LIMITS
+from chatflow.domain.flows.document import check_depth
 from chatflow.domain.flows.records import FlowRun, RunStatus
 from chatflow.flows.runs import Start, deployed, end_run, start_run
 from chatflow.flows.triggers import chatroom_context
@@ -66,6 +67,7 @@ def do_start_manual(
         problems.append({"pointer": "/chatroom_id", "message": "this flow takes no chatroom"})
     if problems:
         raise ValidationError("The run's inputs do not fit the flow", errors=problems)
+    check_depth(inputs, "/inputs")
     context: dict[str, Any] = {"inputs": inputs}
     if chatroom_id is not None:
         chatroom = access_chatroom(tx, actor, chatroom_id)
@@ -90,6 +92,7 @@ def do_start_from_webhook(
         raise NotFoundError(f"No flow {flow_id} listens for webhooks")
     if secret is None or not hmac.compare_digest(secret.encode(), flow.webhook_secret.encode()):
         raise FlowSecretMismatchError(f"Send flow {flow_id}'s secret in X-Chatflow-Secret")
+    check_depth(body, "")
     try:
         depth = max(0, min(int(headers.get(DEPTH_HEADER, "0")), LIMITS.max_chain_depth + 1))
     except ValueError:

@@ -8,6 +8,7 @@ row says so, with the time a timer is due; `timers` and `triggers` wake it.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,7 +35,7 @@ from chatflow.events.types import EventType
 from chatflow.flows.effects import DatabaseEffects
 from chatflow.ids import new_id
 from chatflow.storage import flows as store
-from chatflow.storage.database import Tx
+from chatflow.storage.database import Tx, is_transient_database_error
 from chatflow.views import RunRead, dump
 
 
@@ -43,6 +44,8 @@ class Deployed:
     version: FlowVersion
     document: FlowDocument
 
+
+log = logging.getLogger(__name__)
 
 _DEPLOYED: OrderedDict[str, Deployed] = OrderedDict()
 _DEPLOYED_CACHE_SIZE = 512
@@ -144,14 +147,36 @@ def start_run(
             )
     context = {**begin.context, "run": {"id": run_id}, "flow": {"id": flow_id}}
     state = start(target.document, run_id, context, tx.now)
-    return _go(tx, base, target, state, None, effects, new=True)
+    try:
+        with tx.savepoint():
+            return _go(tx, base, target, state, None, effects, new=True)
+    except Exception as exc:
+        if is_transient_database_error(exc):
+            raise
+        log.exception("Run %s of flow %s failed to start", run_id, flow_id)
+        failed = replace(base, status=RunStatus.FAILED, error=_internal(exc), ended_at=tx.now)
+        store.insert_run(tx, failed)
+        _announce(tx, failed)
+        return failed
 
 
 def resume_run(tx: Tx, run: FlowRun, resume: Resume, *, effects: Effects | None = None) -> FlowRun:
     """Go on from a wait with what ended it. `run` was locked by the caller and is waiting."""
     target = deployed(tx, run.version_id)
     state = RunState.from_json(run.state)
-    return _go(tx, run, target, state, resume, effects, new=False)
+    try:
+        with tx.savepoint():
+            return _go(tx, run, target, state, resume, effects, new=False)
+    except Exception as exc:
+        if is_transient_database_error(exc):
+            raise
+        log.exception("Run %s failed to resume", run.id)
+        return end_run(tx, run, RunStatus.FAILED, _internal(exc))
+
+
+def _internal(exc: Exception) -> JsonObject:
+    """A bug (or a value the database refused) met by one run: it fails that run only."""
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def _go(

@@ -220,6 +220,9 @@ class _World:
         )
         return ActionResult("done")
 
+    def has_chatroom(self, chatroom_id: str) -> bool:
+        return chatroom_id in self.chatrooms
+
     def _check_agents(self, agent_ids: list[str]) -> None:
         found = account_store.get_agents(self.tx, self.org_id, agent_ids)
         missing = [a for a in agent_ids if a not in found or not found[a].active]

@@ -32,7 +32,7 @@ from chatflow.storage import contacts as contact_store
 from chatflow.storage import events as event_store
 from chatflow.storage import flows as store
 from chatflow.storage import messages as message_store
-from chatflow.storage.database import Tx, is_database_error
+from chatflow.storage.database import Tx, is_transient_database_error
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +86,19 @@ class FlowTriggers:
         for event in batch:
             if event.type not in _WATCHED or event.chatroom_id is None:
                 continue
+            moment = (event.chatroom_id, event.created_at)
             try:
                 with tx.savepoint():
-                    if (event.chatroom_id, event.created_at) in handovers:
+                    if event.type == EventType.MESSAGE_CREATED and moment in handovers:
                         _end_on_handover(tx, event)
-                    self._handle(tx, event)
+                        handovers.discard(moment)  # done: its own event must not end more
+                        self._handle(tx, event)
+                    elif event.type == EventType.CHATROOM_ASSIGNED and moment not in handovers:
+                        pass  # handled with the message that caused it
+                    else:
+                        self._handle(tx, event)
             except Exception as exc:
-                if is_database_error(exc):
+                if is_transient_database_error(exc):
                     raise  # the whole batch is handled again
                 # A bug met on one event must not hold back every flow behind it.
                 log.exception("Flow triggers failed on event %s; it is skipped", event.id)
@@ -131,7 +137,7 @@ def _resume_waiting(tx: Tx, event: Event, message: dict[str, Any]) -> bool:
         "button": None if button is None else {"index": button["index"], "text": button["text"]},
     }
     outcome = "reply" if button is None or button["index"] < 0 else f"button_{button['index']}"
-    for run in store.lock_waiting_for_reply(tx, [event.chatroom_id]):
+    for run in store.lock_waiting_for_reply(tx, event.org_id, [event.chatroom_id]):
         if _began_after(tx, run, event):
             continue  # written before the run began to wait: not an answer to it
         resume_run(tx, run, Resume(outcome, {"reply": reply}))
@@ -266,7 +272,7 @@ def _start_flows(
 
 def _cancel_on_agent_reply(tx: Tx, event: Event) -> None:
     assert event.chatroom_id is not None
-    for run in store.lock_waiting_for_reply(tx, [event.chatroom_id]):
+    for run in store.lock_waiting_for_reply(tx, event.org_id, [event.chatroom_id]):
         if run.cancel_on_agent_reply and not _began_after(tx, run, event):
             end_run(
                 tx,

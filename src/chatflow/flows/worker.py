@@ -14,24 +14,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from chatflow.clock import iso
 from chatflow.domain.flows.catalog import LIMITS
-from chatflow.domain.flows.document import next_fire_at
+from chatflow.domain.flows.document import MAX_JSON_DEPTH, json_depth, next_fire_at
 from chatflow.domain.flows.interpreter import HttpCall, JsonObject, Resume
 from chatflow.domain.flows.records import RunStatus
 from chatflow.domain.models import OrganizationId
 from chatflow.events.bus import EventBus
-from chatflow.flows.runs import Start, deployed, end_run, resume_run, start_run
+from chatflow.flows.runs import Start, deployed, resume_run, start_run
 from chatflow.storage import flows as store
 from chatflow.storage import json
-from chatflow.storage.database import Database, Tx, is_database_error
+from chatflow.storage.database import Database, Tx
 from chatflow.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
+
+_UNSAFE = re.compile(r"[\r\n\x00]")
 
 CLAIM_LIMIT = 200
 LEASE_GRACE_MS = 30_000
@@ -51,11 +54,15 @@ class _Claimed:
     call: HttpCall
 
 
-def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT) -> list[_Claimed]:
-    """Fire the due timers and schedules; lease the due HTTP requests and return them."""
-    calls: list[_Claimed] = []
+def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT, http_slots: int = HTTP_CONCURRENCY) -> Fired:
+    """Fire the due timers and schedules; lease as many due HTTP requests as there are free
+    slots, and return them. A request claimed must start before its lease runs out, so none is
+    claimed to wait in a queue."""
+    fired = Fired()
     for run in store.claim_due_timers(tx, limit=limit):
         if run.wait_kind == "http":
+            if len(fired.calls) >= http_slots:
+                continue  # stays due: the next tick takes it
             pending = run.state["pending"]
             params = pending["params"]
             call = HttpCall(
@@ -68,18 +75,11 @@ def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT) -> list[_Claimed]:
             )
             lease = tx.now + call.timeout_seconds * 1000 + LEASE_GRACE_MS
             store.save_run(tx, replace(run, wake_at=lease, updated_at=tx.now))
-            calls.append(_Claimed(run.id, run.org_id, pending["number"], run.depth, call))
+            fired.calls.append(_Claimed(run.id, run.org_id, pending["number"], run.depth, call))
             continue
         resume = Resume("timeout", {"reply": None}) if run.wait_kind == "reply" else Resume("next")
-        try:
-            with tx.savepoint():
-                resume_run(tx, run, resume)
-        except Exception as exc:
-            if is_database_error(exc):
-                raise  # nothing of this tick is kept; it fires again
-            # A bug met by one run fails that run, rather than every timer behind it forever.
-            log.exception("Run %s failed on its timer", run.id)
-            end_run(tx, run, RunStatus.FAILED, {"code": "internal_error", "message": str(exc)})
+        resume_run(tx, run, resume)
+        fired.timers += 1
     for flow_id, org_id, version_id, due in store.claim_due_schedules(tx, limit=limit):
         target = deployed(tx, version_id)
         begin = Start(
@@ -88,18 +88,21 @@ def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT) -> list[_Claimed]:
             {"trigger": {"scheduled_at": iso(due)}},
             {"scheduled_at": iso(due)},
         )
-        try:
-            with tx.savepoint():
-                start_run(tx, OrganizationId(org_id), flow_id, version_id, begin)
-        except Exception as exc:
-            if is_database_error(exc):
-                raise
-            log.exception("Scheduled flow %s could not start", flow_id)
+        start_run(tx, OrganizationId(org_id), flow_id, version_id, begin)
+        fired.timers += 1
         # Missed times (the server was down) fire once, not once each.
         store.update_flow(
             tx, flow_id, {"next_fire_at": next_fire_at(target.document.trigger, tx.now)}
         )
-    return calls
+    return fired
+
+
+@dataclass(slots=True)
+class Fired:
+    timers: int = 0
+    """Timers fired and scheduled runs started."""
+    calls: list[_Claimed] = field(default_factory=list)
+    """HTTP requests leased, to be made."""
 
 
 def complete_http(tx: Tx, claimed: _Claimed, resume: Resume) -> None:
@@ -120,7 +123,9 @@ def answer_of(
     parsed: Any = body.decode("utf-8", errors="replace")
     if headers.get("content-type", "").split(";")[0].strip().endswith("json"):
         with contextlib.suppress(ValueError):
-            parsed = json.loads(parsed)
+            decoded = json.loads(parsed)
+            # Kept as text when deeper than a run's variables may be: they are stored as JSON.
+            parsed = decoded if json_depth(decoded) <= MAX_JSON_DEPTH else parsed
     output: JsonObject = {"status": status or 0, "body": parsed, "headers": headers}
     ok = status is not None and 200 <= status < 300 and error is None
     return Resume(
@@ -149,15 +154,17 @@ class FlowWorker:
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def tick(self) -> int:
-        """Fire what is due now; how many timers, schedules and requests were taken."""
+        """Fire what is due now; how many timers, schedules and requests were taken (0: none,
+        though some may be due, held by another process or waiting for a free slot)."""
         if not await self._database.read(store.any_due):
             return 0
-        calls = await self._database.write(fire_due)
-        for claimed in calls:
+        slots = HTTP_CONCURRENCY - len(self._in_flight)
+        fired = await self._database.write(partial(fire_due, http_slots=slots))
+        for claimed in fired.calls:
             task = asyncio.get_running_loop().create_task(self._request(claimed))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
-        return len(calls) + 1
+        return fired.timers + len(fired.calls)
 
     async def drain(self) -> None:
         """Wait for the requests under way (tests)."""
@@ -176,22 +183,36 @@ class FlowWorker:
         if call.body is not None:
             body = json.dumps(call.body).encode()
             headers.setdefault("content-type", "application/json")
-        async with self._requests:
-            answer = await self._sender.request(
-                call.method,
-                call.url,
-                headers,
-                body,
-                timeout_seconds=call.timeout_seconds,
-                read_limit=LIMITS.max_http_response_bytes,
-            )
-        resume = answer_of(answer.status_code, answer.headers, answer.body, answer.error)
+        resume = await self._exchange(call, headers, body)
         try:
             await self._database.write(partial(complete_http, claimed=claimed, resume=resume))
         except Exception:
             log.exception(
                 "Could not record the answer to run %s; it is asked again", claimed.run_id
             )
+
+    async def _exchange(
+        self, call: HttpCall, headers: dict[str, str], body: bytes | None
+    ) -> Resume:
+        bad = [name for name, value in headers.items() if _UNSAFE.search(name + value)]
+        if bad:
+            return answer_of(None, {}, b"", f"header {bad[0]!r} holds a line break")
+        try:
+            async with self._requests:
+                answer = await self._sender.request(
+                    call.method,
+                    call.url,
+                    headers,
+                    body,
+                    timeout_seconds=call.timeout_seconds,
+                    read_limit=LIMITS.max_http_response_bytes,
+                )
+        except Exception as exc:
+            # The sender reports network and HTTP failures itself; anything else it meets is
+            # still this step's failure, never a request left to be made again forever.
+            log.exception("HTTP step %s failed", call.idempotency_key)
+            return answer_of(None, {}, b"", f"request failed: {type(exc).__name__}: {exc}")
+        return answer_of(answer.status_code, answer.headers, answer.body, answer.error)
 
     async def run(self) -> None:
         """Until cancelled: after each commit of this process (a run may have just asked for an

@@ -46,6 +46,7 @@ def _check_name(name: str) -> None:
 
 def _readable(raw: Any) -> FlowDocument:
     """A draft may be incomplete, but it must be a document of the right shape and size."""
+    flow_document.check_depth(raw, "")
     problems = flow_document.size_problems(raw, len(json.dumps(raw)))
     flow_document.raise_if_any(problems, "The document")
     return flow_document.parse(raw)
@@ -128,6 +129,7 @@ def do_save_draft(
 
 def validate_document(raw: Any) -> Validation:
     """Every problem of the document, each with its pointer, node and parameter."""
+    flow_document.check_depth(raw, "")
     problems = flow_document.size_problems(raw, len(json.dumps(raw)))
     document, more = flow_document.check(raw)
     problems += more

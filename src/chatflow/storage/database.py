@@ -44,10 +44,27 @@ _PG_ATTEMPTS = 4
 Hooks = list[Callable[[], None]]
 
 
-def is_database_error(exc: BaseException) -> bool:
-    """Whether `exc` came from the database (or its driver): a lost connection, a deadlock, a
-    full disk. Work that meets one must fail whole, to be tried again, never be skipped."""
-    return isinstance(exc, (DBAPIError, sqlite3.Error, psycopg.Error))
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL error code, whether the driver's error came raw (hot-path `Query`s run on
+    the driver) or wrapped by SQLAlchemy."""
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig if exc.orig is not None else exc
+    return getattr(exc, "sqlstate", None) if isinstance(exc, psycopg.Error) else None
+
+
+def is_transient_database_error(exc: BaseException) -> bool:
+    """An error that says nothing about the work, only about the moment: a deadlock, a
+    serialization failure, a unique race, a lost connection, a locked or full SQLite file. Work
+    that meets one must fail whole, to be tried again, never be skipped. Any other database
+    error (a value too long, a constraint) would fail again, every time."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, sqlite3.OperationalError):
+        return True
+    if isinstance(exc, psycopg.OperationalError):
+        return True
+    state = _sqlstate(exc) or ""
+    return state in _PG_RETRYABLE_SQLSTATES or state[:2] in ("08", "53", "57", "58")
 
 
 class Tx:
@@ -254,8 +271,8 @@ class Database:
             try:
                 with self._writer_engine.connect() as conn:
                     return _transaction(self, conn, work)
-            except DBAPIError as exc:
-                sqlstate = getattr(exc.orig, "sqlstate", None)
+            except (DBAPIError, psycopg.Error) as exc:
+                sqlstate = _sqlstate(exc)
                 if sqlstate not in _PG_RETRYABLE_SQLSTATES or attempt == _PG_ATTEMPTS:
                     raise
                 log.info("Retrying a write after %s (attempt %d)", sqlstate, attempt)

@@ -292,9 +292,11 @@ _WAITING_IN = InQuery(
 )
 
 
-def lock_waiting_for_reply(tx: Tx, chatroom_ids: list[str]) -> list[FlowRun]:
-    """Runs waiting for a reply in these chatrooms, locked (a timer firing meanwhile waits)."""
-    return [_run(r) for r in _WAITING_IN.run(tx.conn, chatroom_ids).all()]
+def lock_waiting_for_reply(tx: Tx, org_id: str, chatroom_ids: list[str]) -> list[FlowRun]:
+    """The organization's runs waiting for a reply in these chatrooms, locked (a timer firing
+    meanwhile waits)."""
+    rows = _WAITING_IN.run(tx.conn, chatroom_ids, {"org_id": org_id}).all()
+    return [_run(r) for r in rows]
 
 
 _ANY_WAITING_IN = InQuery(

@@ -127,7 +127,15 @@ async def test_run(
         raw = flow.draft if body.document is None else body.document
         checked = flows.validate_document(raw)
         flow_document.raise_if_any(checked.errors, "The document")
-        script = testing.TestScript(body.trigger, body.replies, body.http, now, body.seed)
+        trigger = body.trigger.model_dump(exclude_none=True)
+        flow_document.check_depth(trigger, "/trigger")
+        script = testing.TestScript(
+            trigger,
+            [r.model_dump(exclude_none=True) for r in body.replies],
+            [a.model_dump() for a in body.http],
+            now,
+            body.seed,
+        )
         return testing.run_test(tx, actor, flow.id, flow_document.parse(raw), script)
 
     return _json(await db.read(run))

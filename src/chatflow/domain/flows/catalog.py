@@ -272,9 +272,9 @@ ACTIONS: tuple[ActionSpec, ...] = (
                 "First name.",
                 "{trigger.body.name}",
                 None,
-                200,
+                128,
             ),
-            ParamSpec("last_name", ParamType.STRING, False, "Last name.", None, None, 200),
+            ParamSpec("last_name", ParamType.STRING, False, "Last name.", None, None, 128),
             ParamSpec(
                 "opted_in",
                 ParamType.BOOLEAN,

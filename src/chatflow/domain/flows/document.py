@@ -51,6 +51,8 @@ CONDITION_OPERATORS = (
 )
 UNARY_OPERATORS = ("is_empty", "is_not_empty")
 ON_CONFLICT = ("skip", "replace")
+MAX_JSON_DEPTH = 32
+"""How deeply JSON given to a flow (a document, inputs, a webhook body) may nest."""
 RESPONSE_ROOTS = ("status", "body", "headers")
 
 
@@ -255,7 +257,7 @@ def _parse_trigger(raw: object, bad: Any) -> Trigger | None:
         bad("/trigger", "wrong_type", 'The trigger is {"type": ..., "params": {...}}')
         return None
     kind = raw.get("type")
-    if kind not in TRIGGERS_BY_KEY:
+    if not isinstance(kind, str) or kind not in TRIGGERS_BY_KEY:
         bad(
             "/trigger/type",
             "unknown_trigger",
@@ -277,7 +279,7 @@ def _parse_node(raw: object, pointer: str, bad: Any) -> Node | None:
     if not isinstance(node_id, str):
         bad(f"{pointer}/id", "wrong_type", "A node id is a string")
         return None
-    if action not in ACTIONS_BY_KEY:
+    if not isinstance(action, str) or action not in ACTIONS_BY_KEY:
         bad(
             f"{pointer}/action",
             "unknown_action",
@@ -707,7 +709,8 @@ def _template_variables_problems(value: Any) -> list[str]:
             problems.append(f"`{part}` is a list of strings")
     buttons = value.get("buttons", {})
     if not isinstance(buttons, dict) or not all(
-        isinstance(k, str) and k.isdigit() and _string_list_ok(v) for k, v in buttons.items()
+        isinstance(k, str) and k.isascii() and k.isdigit() and _string_list_ok(v)
+        for k, v in buttons.items()
     ):
         problems.append('`buttons` maps a button index ("0") to a list of strings')
     return problems
@@ -934,3 +937,29 @@ def next_fire_at(trigger: Trigger, after: int) -> int:
     zone = zoneinfo.ZoneInfo(trigger.value("timezone") or "UTC")
     moment = datetime.fromtimestamp(after / 1000, zone)
     return int(next(CronSim(trigger.params["cron"], moment)).timestamp() * 1000)
+
+
+def json_depth(value: Any) -> int:
+    """How deeply `value` nests (a scalar: 0); stops counting past `MAX_JSON_DEPTH` + 1."""
+    depth, level = 0, [value]
+    while level and depth <= MAX_JSON_DEPTH:
+        nested: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                nested.extend(item.values())
+            elif isinstance(item, list):
+                nested.extend(item)
+        if not nested and not any(isinstance(i, (dict, list)) for i in level):
+            break
+        depth += 1
+        level = nested
+    return depth
+
+
+def check_depth(value: Any, pointer: str) -> None:
+    """Refuse JSON nested deeper than a flow may store (`MAX_JSON_DEPTH`)."""
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise FlowDocumentError(
+            f"JSON nested more than {MAX_JSON_DEPTH} levels deep",
+            errors=[Problem(pointer, "too_deep", f"at most {MAX_JSON_DEPTH} levels").view()],
+        )

@@ -57,6 +57,10 @@ class Effects(Protocol):
 
     def reassign_chatroom(self, chatroom_id: str, agents: list[str]) -> ActionResult: ...
 
+    def has_chatroom(self, chatroom_id: str) -> bool:
+        """Whether the organization has this chatroom: a run waits only in its own."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -216,21 +220,18 @@ def advance(
         outcome: str | None
         output: JsonObject
         error: JsonObject | None
+        params: JsonObject = {}
         try:
             params = _interpolate(node, state.namespace)
-        except _StepError as failure:
-            params, outcome, output, error = {}, None, {}, failure.error
-        else:
             if node.action in _WAITS:
-                wait = _WAITS[node.action](node, params, state, now)
+                wait = _WAITS[node.action](params, state, now, effects)
                 state.pending = {"number": state.steps, "params": params, "started_at": now}
                 return Advance(steps, wait)
-            try:
-                result = _run(node, params, state, effects)
-            except _StepError as failure:
-                outcome, output, error = None, {}, failure.error
-            else:
-                outcome, output, error = result.outcome, result.output, result.error
+            result = _run(node, params, state, effects)
+        except _StepError as failure:
+            outcome, output, error = None, {}, failure.error
+        else:
+            outcome, output, error = result.outcome, result.output, result.error
         if outcome is None:
             outcome = _failure_outcome(node)
         steps.append(
@@ -422,10 +423,10 @@ def _run(node: Node, params: JsonObject, state: RunState, effects: Effects) -> A
     raise AssertionError(f"unhandled action {action}")
 
 
-def _wait_for_reply(node: Node, params: JsonObject, state: RunState, now: int) -> Waiting:
+def _wait_for_reply(params: JsonObject, state: RunState, now: int, effects: Effects) -> Waiting:
     chatroom_id = params["chatInstanceId"]
-    if not chatroom_id:
-        raise _StepError("variable_unset", "wait_for_reply needs a chatroom")
+    if not chatroom_id or not effects.has_chatroom(chatroom_id):
+        raise _StepError("not_found", f"No chatroom {chatroom_id!r} to wait in")
     return Waiting(
         "reply",
         now + params["timeout_seconds"] * 1000,
@@ -434,11 +435,11 @@ def _wait_for_reply(node: Node, params: JsonObject, state: RunState, now: int) -
     )
 
 
-def _delay(node: Node, params: JsonObject, state: RunState, now: int) -> Waiting:
+def _delay(params: JsonObject, state: RunState, now: int, effects: Effects) -> Waiting:
     return Waiting("delay", now + params["seconds"] * 1000)
 
 
-def _http(node: Node, params: JsonObject, state: RunState, now: int) -> Waiting:
+def _http(params: JsonObject, state: RunState, now: int, effects: Effects) -> Waiting:
     call = HttpCall(
         method=params["method"],
         url=params["url"],

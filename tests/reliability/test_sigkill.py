@@ -5,7 +5,6 @@ on SQLite and PostgreSQL. A few kills here; `python -m bench.kill_soak` runs man
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,6 @@ from tests.reliability.kill_harness import (
     ChatflowProcess,
     SoakPlan,
     create_endpoint,
-    fresh_postgres_database,
     open_chatrooms,
     run_soak,
     server_env,
@@ -23,17 +21,6 @@ from tests.reliability.kill_harness import (
 from tests.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, empty database per test: the server creates its demo organization on it."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chatflow.db'}"
-        return
-    server_url: str = request.getfixturevalue("postgresql_url")
-    with fresh_postgres_database(server_url) as url:
-        yield url
 
 
 def test_sigkilled_again_and_again_no_acknowledged_message_or_event_is_lost(

@@ -61,11 +61,13 @@ def insert_flow(tx: Tx, flow: Flow) -> None:
     )
 
 
+_get_flow = sa.select(_flows).where(_flows.c.org_id == param("org_id"), _flows.c.id == param("id"))
+_GET_FLOW = Query(_get_flow)
+_LOCK_FLOW = Query(_get_flow.with_for_update())
+
+
 def get_flow(tx: Tx, org_id: str, flow_id: str, *, lock: bool = False) -> Flow | None:
-    query = sa.select(_flows).where(_flows.c.org_id == org_id, _flows.c.id == flow_id)
-    if lock:
-        query = query.with_for_update()
-    row = tx.execute(query).first()
+    row = tx.run(_LOCK_FLOW if lock else _GET_FLOW, {"org_id": org_id, "id": flow_id}).first()
     return None if row is None else _flow(row)
 
 

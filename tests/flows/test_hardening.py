@@ -122,7 +122,7 @@ def test_a_deep_webhook_body_or_inputs_are_refused(org: Org) -> None:
 
 def test_test_run_scripts_of_the_wrong_types_are_refused_with_422(org: Org) -> None:
     flow = org.api.ok("POST", "/v1/flows", {"name": "x"}, status=201)
-    for body in (
+    bodies: list[dict[str, Any]] = [
         {"replies": [{"button": "x"}]},
         {"replies": [{"text": "a", "after_seconds": "abc"}]},
         {"http": [{"status": "abc"}]},
@@ -130,7 +130,8 @@ def test_test_run_scripts_of_the_wrong_types_are_refused_with_422(org: Org) -> N
         {"trigger": {"contact": "abc"}},
         {"trigger": {"window_open": "false"}},
         {"now": "9999-12-31T23:59:00Z"},
-    ):
+    ]
+    for body in bodies:
         response = org.api.post(f"/v1/flows/{flow['id']}/test-runs", body)
         assert response.status_code == 422, (body, response.text)
 

@@ -75,8 +75,8 @@ class DatabaseEffects:
         chatroom_id: str,
         template: str,
         language: str,
-        variables: JsonObject,
-        flags: dict[str, bool],
+        variables: TemplateVariables,
+        flags: MessageFlags,
     ) -> ActionResult:
         def send() -> ActionResult:
             message = message_service.do_send_template(
@@ -85,12 +85,8 @@ class DatabaseEffects:
                 chatroom_id,
                 name=template,
                 language=language,
-                variables=TemplateVariables(
-                    header=tuple(variables.get("header", [])),
-                    body=tuple(variables.get("body", [])),
-                    buttons={int(k): tuple(v) for k, v in variables.get("buttons", {}).items()},
-                ),
-                flags=MessageFlags(**flags),
+                variables=variables,
+                flags=flags,
             )
             return ActionResult("sent", {"message_id": message.id})
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
 
 from chatflow.clock import iso
 from chatflow.domain.access import Actor
@@ -22,12 +21,13 @@ from chatflow.domain.flows.interpreter import (
     Finished,
     JsonObject,
     Resume,
+    RunState,
     Step,
     Waiting,
     advance,
     start,
 )
-from chatflow.domain.models import TemplateStatus
+from chatflow.domain.models import MessageFlags, TemplateStatus
 from chatflow.domain.rules import window_expiry
 from chatflow.domain.templates import TemplateVariables, parse_template, render_template
 from chatflow.flows.effects import error_of
@@ -120,8 +120,8 @@ class _World:
         chatroom_id: str,
         template: str,
         language: str,
-        variables: JsonObject,
-        flags: dict[str, bool],
+        variables: TemplateVariables,
+        flags: MessageFlags,
     ) -> ActionResult:
         try:
             chatroom = self._chatroom(chatroom_id)
@@ -137,14 +137,7 @@ class _World:
             definition = parse_template(
                 found.name, found.language, found.category, found.components
             )
-            rendered = render_template(
-                definition,
-                TemplateVariables(
-                    header=tuple(variables.get("header", [])),
-                    body=tuple(variables.get("body", [])),
-                    buttons={int(k): tuple(v) for k, v in variables.get("buttons", {}).items()},
-                ),
-            )
+            rendered = render_template(definition, variables)
         except (DomainError, _RefusalError) as exc:
             return _failed(exc)
         buttons = [{"index": b.index, "text": b.text} for b in rendered.buttons]
@@ -152,7 +145,12 @@ class _World:
             chatroom,
             "template",
             rendered.body,
-            {"template": {"name": template, "language": language, "buttons": buttons}, **flags},
+            {
+                "template": {"name": template, "language": language, "buttons": buttons},
+                "relay_response": flags.relay_response,
+                "bump": flags.bump,
+                "bump_response": flags.bump_response,
+            },
         )
 
     def create_contact(
@@ -451,7 +449,7 @@ def _report(
     error: JsonObject | None,
     steps: list[Step],
     requests: list[JsonObject],
-    state: Any,
+    state: RunState,
     waiting: JsonObject | None = None,
 ) -> JsonObject:
     return {

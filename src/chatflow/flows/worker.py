@@ -22,7 +22,7 @@ from typing import Any
 from chatflow.clock import iso
 from chatflow.domain.flows.catalog import LIMITS
 from chatflow.domain.flows.document import MAX_JSON_DEPTH, json_depth, next_fire_at
-from chatflow.domain.flows.interpreter import HttpCall, JsonObject, Resume
+from chatflow.domain.flows.interpreter import HttpCall, JsonObject, Resume, http_call
 from chatflow.domain.flows.records import RunStatus
 from chatflow.domain.models import OrganizationId
 from chatflow.events.bus import EventBus
@@ -64,15 +64,7 @@ def fire_due(tx: Tx, *, limit: int = CLAIM_LIMIT, http_slots: int = HTTP_CONCURR
             if len(fired.calls) >= http_slots:
                 continue  # stays due: the next tick takes it
             pending = run.state["pending"]
-            params = pending["params"]
-            call = HttpCall(
-                method=params["method"],
-                url=params["url"],
-                headers=params["headers"],
-                body=params.get("body"),
-                timeout_seconds=params["timeout_seconds"],
-                idempotency_key=f"{run.id}.{pending['number']}",
-            )
+            call = http_call(pending["params"], run.id, pending["number"])
             lease = tx.now + call.timeout_seconds * 1000 + LEASE_GRACE_MS
             store.save_run(tx, replace(run, wake_at=lease, updated_at=tx.now))
             fired.calls.append(_Claimed(run.id, run.org_id, pending["number"], run.depth, call))

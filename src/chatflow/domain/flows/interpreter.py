@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol
 from chatflow.domain.flows import variables
 from chatflow.domain.flows.catalog import LIMITS, ParamType
 from chatflow.domain.flows.document import FlowDocument, Node
+from chatflow.domain.models import MessageFlags
+from chatflow.domain.templates import TemplateVariables
 
 JsonObject = dict[str, Any]
 
@@ -39,8 +41,8 @@ class Effects(Protocol):
         chatroom_id: str,
         template: str,
         language: str,
-        variables: JsonObject,
-        flags: dict[str, bool],
+        variables: TemplateVariables,
+        flags: MessageFlags,
     ) -> ActionResult: ...
 
     def create_contact(
@@ -389,13 +391,21 @@ def _run(node: Node, params: JsonObject, state: RunState, effects: Effects) -> A
     if action == "send_message":
         return effects.send_message(params["chatInstanceId"], params["message"])
     if action == "send_template":
-        flags = {k: params[k] for k in ("relay_response", "bump", "bump_response")}
+        values = params["variables"]
         return effects.send_template(
             params["chatInstanceId"],
             params["template"],
             params["language"],
-            params["variables"],
-            flags,
+            TemplateVariables(
+                header=tuple(values["header"]),
+                body=tuple(values["body"]),
+                buttons={int(k): tuple(v) for k, v in values["buttons"].items()},
+            ),
+            MessageFlags(
+                relay_response=params["relay_response"],
+                bump=params["bump"],
+                bump_response=params["bump_response"],
+            ),
         )
     if action == "create_contact":
         return effects.create_contact(
@@ -439,17 +449,21 @@ def _delay(params: JsonObject, state: RunState, now: int, effects: Effects) -> W
     return Waiting("delay", now + params["seconds"] * 1000)
 
 
-def _http(params: JsonObject, state: RunState, now: int, effects: Effects) -> Waiting:
-    call = HttpCall(
+def http_call(params: JsonObject, run_id: str, step: int) -> HttpCall:
+    """The request an `http_request` step makes, from its interpolated parameters."""
+    return HttpCall(
         method=params["method"],
         url=params["url"],
         headers=params["headers"],
         body=params.get("body"),
         timeout_seconds=params["timeout_seconds"],
         # The same on every attempt of this step, so the peer can tell a retry from a new call.
-        idempotency_key=f"{state.run_id}.{state.steps}",
+        idempotency_key=f"{run_id}.{step}",
     )
-    return Waiting("http", None, call=call)
+
+
+def _http(params: JsonObject, state: RunState, now: int, effects: Effects) -> Waiting:
+    return Waiting("http", None, call=http_call(params, state.run_id, state.steps))
 
 
 _WAITS = {"wait_for_reply": _wait_for_reply, "delay": _delay, "http_request": _http}

@@ -113,12 +113,13 @@ class FlowTriggers:
             elif message["sender"]["type"] == "agent":
                 _cancel_on_agent_reply(tx, event)
         elif event.type == EventType.CHATROOM_CREATED:
-            channel_id = data["chatroom"]["channel_id"]
             _start_flows(
                 tx,
                 event,
                 "chatroom_created",
-                lambda trigger: trigger.value("channel_id") in (None, channel_id),
+                lambda trigger, chatroom: (
+                    trigger.value("channel_id") in (None, chatroom.channel_id)
+                ),
                 {},
                 {"event_id": event.id},
             )
@@ -178,7 +179,7 @@ def _start_for_customer_message(tx: Tx, event: Event, message: dict[str, Any]) -
             },
         }
 
-        def tapped_matches(trigger: Trigger) -> bool:
+        def tapped_matches(trigger: Trigger, chatroom: Chatroom) -> bool:
             wanted_name = trigger.value("template")
             wanted_index = trigger.value("button_index")
             wanted_text = trigger.value("button_text")
@@ -199,9 +200,8 @@ def _start_for_customer_message(tx: Tx, event: Event, message: dict[str, Any]) -
             first.append(not message_store.has_earlier_inbound(tx, chatroom_id, message["id"]))
         return first[0]
 
-    def text_matches(trigger: Trigger) -> bool:
-        chatroom_channel = _channel_of(tx, event)
-        if trigger.value("channel_id") not in (None, chatroom_channel):
+    def text_matches(trigger: Trigger, chatroom: Chatroom) -> bool:
+        if trigger.value("channel_id") not in (None, chatroom.channel_id):
             return False
         if trigger.value("first_message_only") and not is_first():
             return False
@@ -225,17 +225,11 @@ def _start_for_customer_message(tx: Tx, event: Event, message: dict[str, Any]) -
     )
 
 
-def _channel_of(tx: Tx, event: Event) -> str | None:
-    assert event.chatroom_id is not None
-    chatroom = chatroom_store.load_chatroom(tx, event.org_id, event.chatroom_id)
-    return None if chatroom is None else chatroom.channel_id
-
-
 def _start_flows(
     tx: Tx,
     event: Event,
     trigger_type: str,
-    matches: Callable[[Trigger], bool],
+    matches: Callable[[Trigger, Chatroom], bool],
     extra: JsonObject,
     summary: JsonObject,
 ) -> list[FlowRun]:
@@ -244,18 +238,20 @@ def _start_flows(
     org_id = OrganizationId(event.org_id)
     cause = event.cause
     depth = 0 if cause is None else int(cause.get("depth", 0)) + 1
+    chatroom: Chatroom | None = None
     context: JsonObject | None = None
     started: list[FlowRun] = []
     for flow_id, version_id, _ in store.deployed_flows(tx, org_id, [trigger_type]):
         if cause is not None and cause.get("flow") == flow_id:
             continue  # a flow's own effects never start it again
         target = deployed(tx, version_id)
-        if not matches(target.document.trigger):
-            continue
-        if context is None:
+        if chatroom is None:
             chatroom = chatroom_store.load_chatroom(tx, org_id, event.chatroom_id)
             if chatroom is None:
                 return started
+        if not matches(target.document.trigger, chatroom):
+            continue
+        if context is None:
             contact = contact_store.get_contact(tx, org_id, chatroom.contact_id)
             context = {**chatroom_context(chatroom, contact), **extra}
         started.append(

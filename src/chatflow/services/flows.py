@@ -47,7 +47,7 @@ def _check_name(name: str) -> None:
 def _readable(raw: Any) -> FlowDocument:
     """A draft may be incomplete, but it must be a document of the right shape and size."""
     flow_document.check_depth(raw, "")
-    problems = flow_document.size_problems(raw, len(json.dumps(raw)))
+    problems = flow_document.size_problems(len(json.dumps(raw)))
     flow_document.raise_if_any(problems, "The document")
     return flow_document.parse(raw)
 
@@ -130,11 +130,12 @@ def do_save_draft(
 def validate_document(raw: Any) -> Validation:
     """Every problem of the document, each with its pointer, node and parameter."""
     flow_document.check_depth(raw, "")
-    problems = flow_document.size_problems(raw, len(json.dumps(raw)))
+    problems = flow_document.size_problems(len(json.dumps(raw)))
     document, more = flow_document.check(raw)
     problems += more
     warnings = []
     if document is not None:
+        unreachable = set(flow_document.unreachable(document))
         warnings = [
             Problem(
                 f"/nodes/{index}",
@@ -143,7 +144,7 @@ def validate_document(raw: Any) -> Validation:
                 node=node.id,
             )
             for index, node in enumerate(document.nodes)
-            if node.id in set(flow_document.unreachable(document))
+            if node.id in unreachable
         ]
     return Validation(not problems, problems, warnings)
 

@@ -14,13 +14,14 @@ from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import JSON, json_response, page_response, write
 from chatflow.clock import to_millis
+from chatflow.domain.access import Actor
 from chatflow.domain.errors import ValidationError
 from chatflow.domain.flows import document as flow_document
 from chatflow.domain.flows.catalog import LIMITS, catalog_view
 from chatflow.domain.flows.records import RunStatus
 from chatflow.flows import operations, testing
 from chatflow.services import flows
-from chatflow.storage.database import Tx
+from chatflow.storage.database import Database, Tx
 from chatflow.views import (
     FlowRead,
     FlowVersionRead,
@@ -226,18 +227,7 @@ async def list_flow_runs(
     limit: Limit = 20,
 ) -> Response:
     """The flow's runs, newest first."""
-    page = await db.read(
-        lambda tx: flows.list_runs(
-            tx,
-            actor,
-            flow_id=flow_id,
-            chatroom_id=None,
-            status=None if status is None else RunStatus(status),
-            cursor=cursor,
-            limit=limit,
-        )
-    )
-    return page_response(page, RunRead.of)
+    return await _runs_page(db, actor, flow_id, None, status, cursor, limit)
 
 
 @router.get("/v1/runs")
@@ -250,11 +240,23 @@ async def list_runs(
     limit: Limit = 20,
 ) -> Response:
     """Every flow's runs, newest first; `chatroom_id` narrows to one chatroom."""
+    return await _runs_page(db, actor, None, chatroom_id, status, cursor, limit)
+
+
+async def _runs_page(
+    db: Database,
+    actor: Actor,
+    flow_id: str | None,
+    chatroom_id: str | None,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Response:
     page = await db.read(
         lambda tx: flows.list_runs(
             tx,
             actor,
-            flow_id=None,
+            flow_id=flow_id,
             chatroom_id=chatroom_id,
             status=None if status is None else RunStatus(status),
             cursor=cursor,

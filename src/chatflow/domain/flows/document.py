@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -508,10 +508,6 @@ def _check_schedule(trigger: Trigger, problems: list[Problem]) -> None:
             )
 
 
-def scope_of(document: FlowDocument) -> variables.Scope:
-    return _scope(document)
-
-
 def _scope(document: FlowDocument) -> variables.Scope:
     """What the document's parameters may refer to: the trigger's variables, the run's, every
     node's outputs and every variable a node sets. It is not path-sensitive: a variable set on
@@ -919,7 +915,7 @@ def _param_schema(param: ParamSpec) -> dict[str, Any]:
     return schema
 
 
-def size_problems(raw: Mapping[str, Any], encoded_size: int) -> list[Problem]:
+def size_problems(encoded_size: int) -> list[Problem]:
     if encoded_size > LIMITS.max_document_bytes:
         return [
             Problem(

@@ -63,6 +63,15 @@ def deployed_flow(org: Org, document: dict[str, Any], *, name: str = "Flow") -> 
     return flow
 
 
+def say(node_id: str, text: str) -> dict[str, Any]:
+    """A send_message node to the trigger's chatroom."""
+    return {
+        "id": node_id,
+        "action": "send_message",
+        "params": {"message": text, "chatInstanceId": "{chatInstanceId}"},
+    }
+
+
 def run_detail(org: Org, run_id: str) -> dict[str, Any]:
     result: dict[str, Any] = org.api.ok("GET", f"/v1/runs/{run_id}")
     return result

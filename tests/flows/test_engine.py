@@ -11,7 +11,7 @@ import pytest
 
 from chatflow.storage import flows as flow_store
 from tests.factories import Org
-from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of
+from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of, say
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -29,14 +29,6 @@ def _manual(
 
 def _edge(source: str, outcome: str, target: str) -> dict[str, str]:
     return {"from": source, "outcome": outcome, "to": target}
-
-
-def _say(node_id: str, text: str) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "action": "send_message",
-        "params": {"message": text, "chatInstanceId": "{chatInstanceId}"},
-    }
 
 
 def _start(
@@ -77,7 +69,7 @@ def test_variables_in_both_forms_and_dotted_paths_are_filled_in_r10(
                     "action": "set_variable",
                     "params": {"name": "total", "value": "{inputs.order_id}"},
                 },
-                _say(
+                say(
                     "greet",
                     "Hi {contact.first_name}, order {{ total }} is in {chatInstanceId}. "
                     '{"json": 1}',
@@ -102,7 +94,7 @@ def test_a_closed_window_takes_the_window_closed_outcome_and_falls_back_to_a_tem
         org,
         _manual(
             [
-                _say("say", "Free text"),
+                say("say", "Free text"),
                 {
                     "id": "fallback",
                     "action": "send_template",
@@ -132,7 +124,7 @@ def test_a_closed_window_takes_the_window_closed_outcome_and_falls_back_to_a_tem
 def test_an_unhandled_failure_fails_the_run_and_emits_flow_run_failed(
     org: Org, engine: Engine
 ) -> None:
-    flow = deployed_flow(org, _manual([_say("say", "Free text")], []))
+    flow = deployed_flow(org, _manual([say("say", "Free text")], []))
     chatroom = org.chatroom()
     run = _start(org, flow, chatroom["id"])
     assert run["status"] == "failed"
@@ -145,10 +137,10 @@ def test_wait_for_reply_resumes_on_the_customers_reply(org: Org, engine: Engine)
         org,
         _manual(
             [
-                _say("q", "Shall we ship?"),
+                say("q", "Shall we ship?"),
                 ASK,
-                _say("thanks", "You said: {steps.ask.reply.text}"),
-                _say("late", "Too late"),
+                say("thanks", "You said: {steps.ask.reply.text}"),
+                say("late", "Too late"),
             ],
             [
                 _edge("q", "sent", "ask"),
@@ -173,7 +165,7 @@ def test_wait_for_reply_resumes_on_the_customers_reply(org: Org, engine: Engine)
 def test_wait_for_reply_times_out_exactly_once(org: Org, engine: Engine) -> None:
     flow = deployed_flow(
         org,
-        _manual([ASK, _say("late", "Still there?")], [_edge("ask", "timeout", "late")]),
+        _manual([ASK, say("late", "Still there?")], [_edge("ask", "timeout", "late")]),
     )
     chatroom = _open_chatroom(org)
     run = _start(org, flow, chatroom["id"])
@@ -208,8 +200,8 @@ def test_a_template_button_tap_takes_its_button_outcome(org: Org, engine: Engine
                     },
                 },
                 ASK,
-                _say("no", "Maybe next time"),
-                _say("other", "Got it"),
+                say("no", "Maybe next time"),
+                say("other", "Got it"),
             ],
             [
                 _edge("offer", "sent", "ask"),
@@ -229,7 +221,7 @@ def test_a_template_button_tap_takes_its_button_outcome(org: Org, engine: Engine
 def test_cancel_on_agent_reply_ends_the_wait_when_an_agent_writes(org: Org, engine: Engine) -> None:
     ask = {**ASK, "params": {**ASK["params"], "cancel_on_agent_reply": True}}
     flow = deployed_flow(
-        org, _manual([ask, _say("late", "Still there?")], [_edge("ask", "timeout", "late")])
+        org, _manual([ask, say("late", "Still there?")], [_edge("ask", "timeout", "late")])
     )
     chatroom = _open_chatroom(org)
     run = _start(org, flow, chatroom["id"])
@@ -291,7 +283,7 @@ def test_delay_resumes_after_its_time(org: Org, engine: Engine) -> None:
         _manual(
             [
                 {"id": "pause", "action": "delay", "params": {"seconds": 600}},
-                _say("after", "Ten minutes later"),
+                say("after", "Ten minutes later"),
             ],
             [_edge("pause", "next", "after")],
         ),
@@ -327,9 +319,9 @@ def test_condition_takes_the_first_branch_that_holds_else_else(org: Org, engine:
         _manual(
             [
                 {"id": "c", "action": "condition", "params": {"branches": branches}},
-                _say("big", "Big order"),
-                _say("vip", "Hello VIP"),
-                _say("else", "Hello"),
+                say("big", "Big order"),
+                say("vip", "Hello VIP"),
+                say("else", "Hello"),
             ],
             [_edge("c", "big", "big"), _edge("c", "vip", "vip"), _edge("c", "else", "else")],
         ),
@@ -365,7 +357,7 @@ def test_http_request_sends_an_idempotency_key_and_maps_the_response(
                         "save": {"order_status": "body.order.status"},
                     },
                 },
-                _say("tell", "Your order is {order_status}"),
+                say("tell", "Your order is {order_status}"),
             ],
             [_edge("lookup", "success", "tell")],
         ),
@@ -396,7 +388,7 @@ def test_http_request_error_outcome(
                     "action": "http_request",
                     "params": {"url": webhook_receiver.url_for("/x")},
                 },
-                _say("sorry", "Try later ({steps.lookup.status})"),
+                say("sorry", "Try later ({steps.lookup.status})"),
             ],
             [_edge("lookup", "error", "sorry")],
         ),
@@ -476,7 +468,7 @@ def test_template_response_trigger_fires_on_a_quick_reply_tap(org: Org, engine: 
                 "params": {"template": template["name"], "button_index": 0},
             },
             "start": "ok",
-            "nodes": [_say("ok", "Thanks for {button.text} on {template.name}")],
+            "nodes": [say("ok", "Thanks for {button.text} on {template.name}")],
             "edges": [],
         },
     )
@@ -559,7 +551,7 @@ def test_a_crash_before_a_send_step_commits_sends_nothing_and_the_retry_sends_on
         {
             "trigger": {"type": "message_received"},
             "start": "reply",
-            "nodes": [_say("reply", "Got: {message.text}")],
+            "nodes": [say("reply", "Got: {message.text}")],
             "edges": [],
         },
     )

@@ -8,7 +8,7 @@ from typing import Any
 from chatflow.clock import ManualClock
 from chatflow.services.housekeeping import do_housekeeping
 from tests.factories import Org
-from tests.flows.conftest import Engine, deployed_flow, run_detail
+from tests.flows.conftest import Engine, deployed_flow, run_detail, say
 
 ASK: dict[str, Any] = {
     "id": "ask",
@@ -26,24 +26,16 @@ def _document(*nodes: dict[str, Any], edges: list[dict[str, Any]] | None = None)
     }
 
 
-def _say(node_id: str, text: str) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "action": "send_message",
-        "params": {"message": text, "chatInstanceId": "{chatInstanceId}"},
-    }
-
-
 def test_saving_a_stale_revision_is_a_409_and_overwrites_nothing(org: Org) -> None:
     flow = org.api.ok("POST", "/v1/flows", {"name": "Draft"}, status=201)
     assert flow["revision"] == 1 and flow["draft"]["nodes"] == []
     saved = org.api.ok(
-        "PUT", f"/v1/flows/{flow['id']}", {"revision": 1, "document": _document(_say("a", "A"))}
+        "PUT", f"/v1/flows/{flow['id']}", {"revision": 1, "document": _document(say("a", "A"))}
     )
     assert saved["revision"] == 2
     stale = org.api.client.put(
         f"/v1/flows/{flow['id']}",
-        json={"revision": 1, "document": _document(_say("b", "B"))},
+        json={"revision": 1, "document": _document(say("b", "B"))},
         headers={"Authorization": f"Bearer {org.api.token}"},
     )
     assert stale.status_code == 409 and stale.json()["code"] == "flow_revision_conflict"
@@ -94,7 +86,7 @@ def test_chat_instance_id_is_unknown_to_a_flow_whose_trigger_has_no_chatroom(org
     document = {
         "trigger": {"type": "incoming_webhook"},
         "start": "s",
-        "nodes": [_say("s", "hello")],
+        "nodes": [say("s", "hello")],
         "edges": [],
     }
     result = org.api.ok(
@@ -127,7 +119,7 @@ def test_runs_stay_on_the_version_they_started_on_and_rollback_redeploys(
     org: Org, engine: Engine
 ) -> None:
     v1 = _document(
-        ASK, _say("bye", "Version one"), edges=[{"from": "ask", "outcome": "reply", "to": "bye"}]
+        ASK, say("bye", "Version one"), edges=[{"from": "ask", "outcome": "reply", "to": "bye"}]
     )
     flow = deployed_flow(org, v1)
     chatroom = org.chatroom()
@@ -136,7 +128,7 @@ def test_runs_stay_on_the_version_they_started_on_and_rollback_redeploys(
         "POST", f"/v1/flows/{flow['id']}/runs", {"chatroom_id": chatroom["id"]}, status=201
     )
 
-    v2 = _document(_say("bye", "Version two"))
+    v2 = _document(say("bye", "Version two"))
     org.api.ok("PUT", f"/v1/flows/{flow['id']}", {"revision": 1, "document": v2})
     version = org.api.ok(
         "POST", f"/v1/flows/{flow['id']}/deploy", {"message": "shorter"}, status=201
@@ -197,7 +189,7 @@ def test_a_flow_that_does_not_start_by_hand_refuses_manual_runs(org: Org) -> Non
         {
             "trigger": {"type": "chatroom_created"},
             "start": "s",
-            "nodes": [_say("s", "hi")],
+            "nodes": [say("s", "hi")],
             "edges": [],
         },
     )
@@ -249,7 +241,7 @@ def test_agents_who_are_not_admins_may_not_manage_flows(org: Org) -> None:
 def test_run_history_is_pruned_after_its_retention_but_running_runs_are_kept(
     org: Org, engine: Engine, clock: ManualClock
 ) -> None:
-    flow = deployed_flow(org, _document(_say("s", "hi")))
+    flow = deployed_flow(org, _document(say("s", "hi")))
     waiting_flow = deployed_flow(
         org, _document({**ASK, "params": {**ASK["params"], "timeout_seconds": 30 * 24 * 3600}})
     )

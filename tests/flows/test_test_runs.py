@@ -6,20 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from tests.factories import Org
+from tests.flows.conftest import say
 
 ASK: dict[str, Any] = {
     "id": "ask",
     "action": "wait_for_reply",
     "params": {"chatInstanceId": "{chatInstanceId}", "timeout_seconds": 600},
 }
-
-
-def _say(node_id: str, text: str) -> dict[str, Any]:
-    return {
-        "id": node_id,
-        "action": "send_message",
-        "params": {"message": text, "chatInstanceId": "{chatInstanceId}"},
-    }
 
 
 def _flow(org: Org, document: dict[str, Any]) -> str:
@@ -33,7 +26,7 @@ CONVERSATION: dict[str, Any] = {
     "trigger": {"type": "message_received"},
     "start": "q",
     "nodes": [
-        _say("q", "Hi {contact.first_name}, track your order?"),
+        say("q", "Hi {contact.first_name}, track your order?"),
         ASK,
         {
             "id": "lookup",
@@ -44,8 +37,8 @@ CONVERSATION: dict[str, Any] = {
                 "save": {"state": "body.state"},
             },
         },
-        _say("tell", "Order {steps.ask.reply.text} is {state}"),
-        _say("bye", "Talk soon"),
+        say("tell", "Order {steps.ask.reply.text} is {state}"),
+        say("bye", "Talk soon"),
     ],
     "edges": [
         {"from": "q", "outcome": "sent", "to": "ask"},
@@ -110,7 +103,7 @@ def test_a_test_run_meets_a_closed_window_as_the_real_run_would_r4(org: Org) -> 
         {
             "trigger": {"type": "chatroom_created"},
             "start": "q",
-            "nodes": [_say("q", "Hi")],
+            "nodes": [say("q", "Hi")],
             "edges": [],
         },
     )
@@ -125,7 +118,7 @@ def test_a_test_run_meets_a_closed_window_as_the_real_run_would_r4(org: Org) -> 
 def test_a_test_run_of_an_invalid_document_lists_its_errors(org: Org) -> None:
     flow_id = _flow(
         org,
-        {"trigger": {"type": "manual"}, "start": "q", "nodes": [_say("q", "{nope}")], "edges": []},
+        {"trigger": {"type": "manual"}, "start": "q", "nodes": [say("q", "{nope}")], "edges": []},
     )
     response = org.api.post(f"/v1/flows/{flow_id}/test-runs", {})
     assert response.status_code == 422

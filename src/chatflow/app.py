@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from chatflow.api import problems
 from chatflow.api.deps import Runtime
+from chatflow.api.route_index import RouteIndex
 from chatflow.api.routes import (
     accounts,
     channels,
@@ -139,4 +140,5 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.router.routes.insert(0, RouteIndex(app.router.routes))
     return app

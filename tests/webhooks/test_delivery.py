@@ -7,7 +7,7 @@ import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +19,9 @@ from chatflow.api.deps import Runtime
 from chatflow.clock import ManualClock, to_millis
 from chatflow.domain.webhooks import RETRY_DELAYS_MS
 from chatflow.storage.database import Database
+from chatflow.webhooks.delivery import Outcome, do_record_attempts
 from chatflow.webhooks.dispatcher import Dispatcher
+from chatflow.webhooks.sender import AttemptResult
 
 
 def payload_of(received: Received) -> dict[str, Any]:
@@ -484,3 +486,38 @@ def test_claims_by_concurrent_processes_never_overlap(hooks: Hooks, database: Da
         batches = list(pool.map(claim, range(4)))
     claimed = [d for batch in batches for d in batch]
     assert len(claimed) == len(set(claimed)) == 40
+
+
+def test_a_batch_of_outcomes_is_recorded_as_one_by_one_would_be(
+    hooks: Hooks, database: Database
+) -> None:
+    """Successes in a batch are written together; a failure in the same batch still retries,
+    and each line's next event is released whatever its head's first attempt came to."""
+    made = hooks.endpoint(event_types=["message.created"])
+    rooms = [hooks.org.chatroom() for _ in range(3)]
+    for room in rooms:
+        hooks.org.customer_says(room["id"], "first")
+        hooks.org.customer_says(room["id"], "second")
+    assert hooks.client.portal is not None
+    hooks.client.portal.call(hooks.dispatcher.fan_out)
+    heads = hooks.client.portal.call(hooks.dispatcher.claim, 100)
+    assert len(heads) == 3  # one head per chatroom; the second messages are held behind them
+    ok = AttemptResult(200, 3, None, "ok", None)
+    broken = AttemptResult(500, 4, None, "broken", None)
+    results = {heads[0].delivery.id: ok, heads[1].delivery.id: broken, heads[2].delivery.id: ok}
+    now = to_millis(hooks.clock.now())
+    database.write_sync(
+        lambda tx: do_record_attempts(
+            tx, [Outcome(h, results[h.delivery.id], now) for h in heads], random.Random(1)
+        )
+    )
+
+    by_id = {d["id"]: d for d in hooks.deliveries(made["id"], limit=100)}
+    assert [by_id[h.delivery.id]["status"] for h in heads] == ["succeeded", "pending", "succeeded"]
+    retry_at = datetime.fromisoformat(by_id[heads[1].delivery.id]["next_attempt_at"])
+    assert retry_at > hooks.clock.now()
+    assert all(by_id[h.delivery.id]["attempt_count"] == 1 for h in heads)
+    assert sorted(d["status"] for d in by_id.values()) == ["pending"] * 4 + ["succeeded"] * 2
+    endpoint = hooks.org.api.ok("GET", f"/v1/webhook-endpoints/{made['id']}")
+    assert endpoint["failing_since"] is not None  # the failure began a streak
+    assert hooks.run() == 3  # the three released second messages, due now

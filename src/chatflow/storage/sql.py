@@ -58,7 +58,7 @@ class Query:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
-        self._row_types: dict[str, Callable[[Sequence[Any]], Any]] = {}
+        self._row_types: dict[str, Callable[[Sequence[Any]], Any] | None] = {}
 
     def _compile(self, conn: Connection) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
         dialect = conn.dialect
@@ -71,13 +71,19 @@ class Query:
         return cached
 
     def _row_type(self, dialect: str, cursor: Any) -> Callable[[Sequence[Any]], Any] | None:
-        if cursor.description is None:
-            return None
-        make = self._row_types.get(dialect)
-        if make is None:
-            names = [column[0] for column in cursor.description]
-            make = namedtuple("Row", names)._make  # type: ignore[attr-defined]
-            self._row_types[dialect] = make
+        # A statement's columns never change, and psycopg builds its `description` afresh on
+        # each read (a tenth of a flow start's CPU on PostgreSQL): read it once per dialect.
+        try:
+            return self._row_types[dialect]
+        except KeyError:
+            pass
+        description = cursor.description
+        make = (
+            None
+            if description is None
+            else namedtuple("Row", [column[0] for column in description])._make  # type: ignore[attr-defined]
+        )
+        self._row_types[dialect] = make
         return make
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Rows:

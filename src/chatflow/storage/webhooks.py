@@ -315,10 +315,13 @@ _RELEASE_NEXT = Query(
 )
 
 
-def release_next(tx: Tx, line: Line) -> None:
-    """The first attempt at the head of the line was made: the next event may go."""
-    endpoint_id, chatroom_id = line
-    tx.run(_RELEASE_NEXT, {"endpoint_id": endpoint_id, "chatroom_id": chatroom_id, "now": tx.now})
+def release_next(tx: Tx, lines: Sequence[Line]) -> None:
+    """The first attempt at the head of each line was made: the next event may go."""
+    if lines:
+        tx.run_many(
+            _RELEASE_NEXT,
+            [{"endpoint_id": e, "chatroom_id": c, "now": tx.now} for e, c in lines],
+        )
 
 
 _DUE = Query(
@@ -384,12 +387,21 @@ class _Prefixed:
         return getattr(self._row, self._prefix + name)
 
 
-_DELIVERY_FOR_UPDATE = Query(sa.select(_d).where(_d.c.id == param("id")).with_for_update())
+_DELIVERIES_FOR_UPDATE = InQuery(
+    lambda ids: sa.select(_d).where(_d.c.id.in_(ids)).order_by(_d.c.id).with_for_update()
+)
+LOCK_CHUNK = 100
+"""Deliveries locked per statement: each length is a statement of its own to prepare."""
 
 
-def get_delivery_for_update(tx: Tx, delivery_id: str) -> WebhookDelivery | None:
-    row = tx.run(_DELIVERY_FOR_UPDATE, {"id": delivery_id}).first()
-    return None if row is None else _delivery(row)
+def lock_deliveries(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, WebhookDelivery]:
+    """The deliveries that still exist, locked, taken in id order (as every locker does)."""
+    ordered = sorted(delivery_ids)
+    found: dict[str, WebhookDelivery] = {}
+    for start in range(0, len(ordered), LOCK_CHUNK):
+        for row in _DELIVERIES_FOR_UPDATE.run(tx.conn, ordered[start : start + LOCK_CHUNK]):
+            found[row.id] = _delivery(row)
+    return found
 
 
 _INSERT_ATTEMPT = Query(
@@ -425,44 +437,57 @@ _MARK_HEALTHY = Query(
 )
 
 
-def finish_attempt(
-    tx: Tx,
-    delivery: WebhookDelivery,
-    attempt: WebhookAttempt,
-    *,
-    status: DeliveryStatus,
-    next_attempt_at: int,
-) -> None:
-    tx.run(
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """One attempt's record and where it leaves its delivery."""
+
+    delivery: WebhookDelivery
+    attempt: WebhookAttempt
+    status: DeliveryStatus
+    next_attempt_at: int
+
+
+def finish_attempts(tx: Tx, finished: Sequence[Finished]) -> None:
+    """Log the attempts and move their deliveries on, each kind of write in one round trip."""
+    if not finished:
+        return
+    tx.run_many(
         _INSERT_ATTEMPT,
-        {
-            "id": attempt.id,
-            "delivery_id": attempt.delivery_id,
-            "org_id": delivery.org_id,
-            "attempted_at": attempt.attempted_at,
-            "latency_ms": attempt.latency_ms,
-            "status_code": attempt.status_code,
-            "error": attempt.error,
-            "response_excerpt": attempt.response_excerpt,
-        },
+        [
+            {
+                "id": f.attempt.id,
+                "delivery_id": f.attempt.delivery_id,
+                "org_id": f.delivery.org_id,
+                "attempted_at": f.attempt.attempted_at,
+                "latency_ms": f.attempt.latency_ms,
+                "status_code": f.attempt.status_code,
+                "error": f.attempt.error,
+                "response_excerpt": f.attempt.response_excerpt,
+            }
+            for f in finished
+        ],
     )
-    tx.run(
+    tx.run_many(
         _FINISH,
-        {
-            "id": delivery.id,
-            "status": status.value,
-            "next_attempt_at": next_attempt_at,
-            "last_attempt_at": attempt.attempted_at,
-            "last_status_code": attempt.status_code,
-            "last_error": attempt.error,
-            "now": tx.now,
-        },
+        [
+            {
+                "id": f.delivery.id,
+                "status": f.status.value,
+                "next_attempt_at": f.next_attempt_at,
+                "last_attempt_at": f.attempt.attempted_at,
+                "last_status_code": f.attempt.status_code,
+                "last_error": f.attempt.error,
+                "now": tx.now,
+            }
+            for f in finished
+        ],
     )
 
 
-def mark_endpoint_healthy(tx: Tx, endpoint_id: str) -> None:
+def mark_endpoints_healthy(tx: Tx, endpoint_ids: Sequence[str]) -> None:
     """A success ends a failing streak; written only when there is one, to keep the row cold."""
-    tx.run(_MARK_HEALTHY, {"id": endpoint_id})
+    if endpoint_ids:
+        tx.run_many(_MARK_HEALTHY, [{"id": e} for e in endpoint_ids])
 
 
 def fail_pending(tx: Tx, endpoint_id: str, reason: str) -> int:

@@ -5,7 +5,8 @@ the endpoint). Each function runs inside one write transaction."""
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from chatflow.domain import webhooks as rules
 from chatflow.domain.models import (
@@ -13,6 +14,7 @@ from chatflow.domain.models import (
     DisabledReason,
     Event,
     WebhookAttempt,
+    WebhookDelivery,
     WebhookDeliveryId,
     WebhookEndpoint,
 )
@@ -70,6 +72,62 @@ def _subscriptions(tx: Tx, batch: list[Event]) -> list[tuple[WebhookEndpoint, Ev
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one attempt came to, for the database."""
+
+    claimed: Claimed
+    result: AttemptResult
+    attempted_at: int
+
+
+def do_record_attempts(
+    tx: Tx, outcomes: Sequence[Outcome], rng: random.Random | None = None
+) -> None:
+    """Record a batch of outcomes. Successes to endpoints that were not failing when claimed,
+    the bulk of a healthy drain, are written together, a few statements for the whole batch;
+    every other outcome goes through `do_record_attempt`."""
+    plain = [o for o in outcomes if o.result.succeeded and o.claimed.endpoint.failing_since is None]
+    if plain:
+        deliveries = store.lock_deliveries(tx, [o.claimed.delivery.id for o in plain])
+        lines: list[store.Line] = []
+        finished: list[store.Finished] = []
+        for outcome in plain:
+            delivery = deliveries.get(outcome.claimed.delivery.id)
+            if delivery is None:
+                continue  # deleted with its endpoint while the attempt was under way
+            if delivery.attempts == 0 and delivery.chatroom_id is not None:
+                lines.append((delivery.endpoint_id, delivery.chatroom_id))
+            finished.append(
+                store.Finished(
+                    delivery,
+                    _attempt_of(delivery, outcome.result, outcome.attempted_at),
+                    DeliveryStatus.SUCCEEDED,
+                    tx.now,
+                )
+            )
+        store.release_next(tx, lines)
+        store.finish_attempts(tx, finished)
+        store.mark_endpoints_healthy(tx, sorted({f.delivery.endpoint_id for f in finished}))
+    for outcome in outcomes:
+        if not (outcome.result.succeeded and outcome.claimed.endpoint.failing_since is None):
+            do_record_attempt(tx, outcome.claimed, outcome.result, outcome.attempted_at, rng)
+
+
+def _attempt_of(
+    delivery: WebhookDelivery, result: AttemptResult, attempted_at: int
+) -> WebhookAttempt:
+    return WebhookAttempt(
+        id=new_id("wha"),
+        delivery_id=WebhookDeliveryId(delivery.id),
+        attempted_at=attempted_at,
+        latency_ms=result.latency_ms,
+        status_code=result.status_code,
+        error=result.error,
+        response_excerpt=result.response_excerpt,
+    )
+
+
 def do_record_attempt(
     tx: Tx,
     claimed: Claimed,
@@ -91,27 +149,19 @@ def do_record_attempt(
         endpoint = store.get_endpoint(tx, claimed.endpoint.org_id, claimed.endpoint.id, lock=True)
         if endpoint is None:
             return  # the endpoint was deleted, with its log, while the attempt was under way
-    delivery = store.get_delivery_for_update(tx, claimed.delivery.id)
+    delivery = store.lock_deliveries(tx, [claimed.delivery.id]).get(claimed.delivery.id)
     if delivery is None:
         return
     if delivery.attempts == 0 and delivery.chatroom_id is not None:
         # Its first attempt is made, whatever came of it: the chatroom's next event may go.
         # (The delivery's row lock, taken above, orders this against fan-out: `busy_lines`.)
-        store.release_next(tx, (delivery.endpoint_id, delivery.chatroom_id))
-    attempt = WebhookAttempt(
-        id=new_id("wha"),
-        delivery_id=WebhookDeliveryId(delivery.id),
-        attempted_at=attempted_at,
-        latency_ms=result.latency_ms,
-        status_code=result.status_code,
-        error=result.error,
-        response_excerpt=result.response_excerpt,
-    )
+        store.release_next(tx, [(delivery.endpoint_id, delivery.chatroom_id)])
+    attempt = _attempt_of(delivery, result, attempted_at)
     if result.succeeded:
-        store.finish_attempt(
-            tx, delivery, attempt, status=DeliveryStatus.SUCCEEDED, next_attempt_at=tx.now
+        store.finish_attempts(
+            tx, [store.Finished(delivery, attempt, DeliveryStatus.SUCCEEDED, tx.now)]
         )
-        store.mark_endpoint_healthy(tx, delivery.endpoint_id)
+        store.mark_endpoints_healthy(tx, [delivery.endpoint_id])
         return
     assert endpoint is not None  # locked above, for every failure
     status, next_attempt_at = DeliveryStatus.FAILED, tx.now
@@ -123,7 +173,7 @@ def do_record_attempt(
         status = delivery.status  # failed meanwhile (its endpoint was disabled): stays so
     elif not result.gone and delay is not None:
         status, next_attempt_at = DeliveryStatus.PENDING, tx.now + delay
-    store.finish_attempt(tx, delivery, attempt, status=status, next_attempt_at=next_attempt_at)
+    store.finish_attempts(tx, [store.Finished(delivery, attempt, status, next_attempt_at)])
     if not endpoint.enabled:
         return
     failing_since = endpoint.failing_since if endpoint.failing_since is not None else attempted_at

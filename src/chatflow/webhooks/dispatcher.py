@@ -26,19 +26,19 @@ from chatflow.events.consumers import ConsumerLoop
 from chatflow.storage import webhooks as store
 from chatflow.storage.database import Database, Tx
 from chatflow.storage.webhooks import Claimed
-from chatflow.webhooks.delivery import WebhookFanOut, do_record_attempt
+from chatflow.webhooks.delivery import Outcome, WebhookFanOut, do_record_attempts
 from chatflow.webhooks.payload import body_of
-from chatflow.webhooks.sender import AttemptResult, WebhookSender
+from chatflow.webhooks.sender import WebhookSender
 from chatflow.webhooks.signing import webhook_headers
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class _Outcome:
-    claimed: Claimed
-    result: AttemptResult
-    attempted_at: int
+class _Pending:
+    """An outcome waiting for the recorder, and the attempt waiting for its record."""
+
+    outcome: Outcome
     recorded: asyncio.Future[None]
 
 
@@ -78,7 +78,7 @@ class Dispatcher:
             after_batch=self._progress.set,
         )
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._outcomes: list[_Outcome] = []
+        self._outcomes: list[_Pending] = []
         self._recorder: asyncio.Task[None] | None = None
 
     # -- step by step (tests drive these with a settable clock) --------------------------------
@@ -103,13 +103,13 @@ class Dispatcher:
             body,
         )
         result = await self._sender.send(claimed.endpoint.url, headers, body)
-        outcome = _Outcome(
-            claimed, result, attempted_at, asyncio.get_running_loop().create_future()
+        pending = _Pending(
+            Outcome(claimed, result, attempted_at), asyncio.get_running_loop().create_future()
         )
-        self._outcomes.append(outcome)
+        self._outcomes.append(pending)
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_outcomes())
-        await asyncio.shield(outcome.recorded)
+        await asyncio.shield(pending.recorded)
 
     async def _record_outcomes(self) -> None:
         """Record the outcomes that arrive while a write is under way together, in one
@@ -117,25 +117,24 @@ class Dispatcher:
         while self._outcomes:
             batch, self._outcomes = self._outcomes, []
             # In id order, as fan-out locks the heads of lines: concurrent writers lock alike.
-            batch.sort(key=lambda o: o.claimed.delivery.id)
+            batch.sort(key=lambda p: p.outcome.claimed.delivery.id)
             try:
                 await self._database.write(partial(self._record, batch=batch))
             except Exception:
                 # One outcome that cannot be recorded must not take the others with it.
-                for outcome in batch:
+                for pending in batch:
                     try:
-                        await self._database.write(partial(self._record, batch=[outcome]))
+                        await self._database.write(partial(self._record, batch=[pending]))
                     except Exception as exc:
-                        outcome.recorded.set_exception(exc)
+                        pending.recorded.set_exception(exc)
                     else:
-                        outcome.recorded.set_result(None)
+                        pending.recorded.set_result(None)
             else:
-                for outcome in batch:
-                    outcome.recorded.set_result(None)
+                for pending in batch:
+                    pending.recorded.set_result(None)
 
-    def _record(self, tx: Tx, batch: list[_Outcome]) -> None:
-        for outcome in batch:
-            do_record_attempt(tx, outcome.claimed, outcome.result, outcome.attempted_at, self._rng)
+    def _record(self, tx: Tx, batch: list[_Pending]) -> None:
+        do_record_attempts(tx, [p.outcome for p in batch], self._rng)
 
     async def run_due(self) -> int:
         """Fan out, then attempt everything due, in waves, until nothing is due; how many

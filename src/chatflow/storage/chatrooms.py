@@ -104,16 +104,16 @@ def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) 
 
 
 _MEMBERS_OF = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(participants)
-        .where(participants.c.chatroom_id.in_(ids))
+        .where(among(participants.c.chatroom_id))
         .order_by(participants.c.joined_at, participants.c.agent_id)
     )
 )
 _PENDING_OF = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(pending_assignments)
-        .where(pending_assignments.c.chatroom_id.in_(ids))
+        .where(among(pending_assignments.c.chatroom_id))
         .order_by(pending_assignments.c.agent_id)
     )
 )

@@ -92,9 +92,9 @@ def update_flow(tx: Tx, flow_id: str, values: dict[str, Any]) -> None:
 
 
 _DEPLOYED = InQuery(
-    lambda types: sa.select(_flows.c.id, _flows.c.version_id, _flows.c.trigger_type).where(
+    lambda among: sa.select(_flows.c.id, _flows.c.version_id, _flows.c.trigger_type).where(
         _flows.c.org_id == param("org_id"),
-        _flows.c.trigger_type.in_(types),
+        among(_flows.c.trigger_type),
     )
 )
 
@@ -281,10 +281,10 @@ def lock_active_run(tx: Tx, flow_id: str, chatroom_id: str) -> FlowRun | None:
 
 
 _WAITING_IN = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(_runs)
         .where(
-            _runs.c.wait_chatroom_id.in_(ids),
+            among(_runs.c.wait_chatroom_id),
             _runs.c.status == RunStatus.WAITING.value,
             _runs.c.wait_kind == "reply",
         )
@@ -302,9 +302,9 @@ def lock_waiting_for_reply(tx: Tx, org_id: str, chatroom_ids: list[str]) -> list
 
 
 _ANY_WAITING_IN = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(_runs.c.id)
-        .where(_runs.c.wait_chatroom_id.in_(ids), _runs.c.status == RunStatus.WAITING.value)
+        .where(among(_runs.c.wait_chatroom_id), _runs.c.status == RunStatus.WAITING.value)
         .limit(1)
     )
 )
@@ -315,7 +315,7 @@ def any_waiting_in(tx: Tx, chatroom_ids: list[str]) -> bool:
 
 
 _ANY_ACTIVE_ABOUT = InQuery(
-    lambda ids: sa.select(_runs.c.id).where(_runs.c.chatroom_id.in_(ids), _active()).limit(1)
+    lambda among: sa.select(_runs.c.id).where(among(_runs.c.chatroom_id), _active()).limit(1)
 )
 
 
@@ -324,9 +324,9 @@ def any_active_about(tx: Tx, chatroom_ids: list[str]) -> bool:
 
 
 _ACTIVE_IN = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(_runs)
-        .where(_runs.c.chatroom_id.in_(ids), _active())
+        .where(among(_runs.c.chatroom_id), _active())
         .order_by(_runs.c.id)
         .with_for_update()
     )

@@ -78,7 +78,7 @@ def any_due(tx: Tx) -> bool:
 
 
 _LEASE = InQuery(
-    lambda ids: _s.update().where(_s.c.message_id.in_(ids)).values(locked_until=param("until"))
+    lambda among: _s.update().where(among(_s.c.message_id)).values(locked_until=param("until"))
 )
 
 
@@ -186,7 +186,7 @@ _EARLY = Query(
     )
     .order_by(_early.c.id)
 )
-_FORGET = InQuery(lambda ids: _early.delete().where(_early.c.id.in_(ids)))
+_FORGET = InQuery(lambda among: _early.delete().where(among(_early.c.id)))
 
 
 def take_early_statuses(tx: Tx, org_id: str, channel_message_id: str) -> list[EarlyStatus]:

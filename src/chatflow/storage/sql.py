@@ -114,27 +114,47 @@ class Query:
             cursor.close()
 
 
-class InQuery:
-    """A `Query` with one IN list, compiled once per dialect and list length.
+Among = Callable[[sa.ColumnElement[Any]], sa.ColumnElement[bool]]
+"""Whether a column's value is one of the list's: what an `InQuery` builds its condition with."""
 
-    `build` makes the statement from the list's bind parameters.
+
+class InQuery:
+    """A `Query` with one list of values, written with `among(column)` where SQL has `IN`.
+
+    On PostgreSQL the list is bound as one array (`column = ANY(%s)`): one statement for every
+    length, which psycopg prepares once. SQLite has no arrays: there it is `IN (?, ?, …)`,
+    compiled once per length.
     """
 
     __slots__ = ("_build", "_by_length")
 
-    def __init__(self, build: Callable[[list[sa.BindParameter[Any]]], Executable]) -> None:
+    def __init__(self, build: Callable[[Among], Executable]) -> None:
         self._build = build
         self._by_length: dict[int, Query] = {}
 
     def run(
         self, conn: Connection, values: Sequence[Any], params: Mapping[str, Any] | None = None
     ) -> Rows:
-        query = self._by_length.get(len(values))
+        if conn.dialect.name == "postgresql":
+            key, bound = -1, {"in_values": list(values)}
+        else:
+            key, bound = len(values), {f"in_{i}": value for i, value in enumerate(values)}
+        query = self._by_length.get(key)
         if query is None:
-            query = Query(self._build([sa.bindparam(f"in_{i}") for i in range(len(values))]))
-            self._by_length[len(values)] = query
-        bound = {f"in_{i}": value for i, value in enumerate(values)}
+            query = Query(self._build(_among_array if key == -1 else _among_list(len(values))))
+            self._by_length[key] = query
         return query.run(conn, {**bound, **params} if params else bound)
+
+
+def _among_array(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    return column == sa.any_(sa.bindparam("in_values"))
+
+
+def _among_list(length: int) -> Among:
+    def among(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return column.in_([sa.bindparam(f"in_{i}") for i in range(length)])
+
+    return among
 
 
 def param(name: str) -> sa.BindParameter[Any]:

@@ -337,14 +337,14 @@ _DUE = Query(
     .with_for_update(skip_locked=True, of=_d)
 )
 _LEASE = InQuery(
-    lambda ids: (
+    lambda among: (
         _d.update()
-        .where(_d.c.id.in_(ids))
+        .where(among(_d.c.id))
         .values(locked_until=param("locked_until"), updated_at=param("now"))
     )
 )
 _CLAIMED = InQuery(
-    lambda ids: (
+    lambda among: (
         sa.select(
             _d,
             *[c.label(f"ep__{c.name}") for c in webhook_endpoints.c],
@@ -352,7 +352,7 @@ _CLAIMED = InQuery(
         )
         .join(webhook_endpoints, webhook_endpoints.c.id == _d.c.endpoint_id)
         .join(events, events.c.id == _d.c.event_id)
-        .where(_d.c.id.in_(ids))
+        .where(among(_d.c.id))
         .order_by(_d.c.next_attempt_at, _d.c.id)
     )
 )
@@ -388,7 +388,7 @@ class _Prefixed:
 
 
 _DELIVERIES_FOR_UPDATE = InQuery(
-    lambda ids: sa.select(_d).where(_d.c.id.in_(ids)).order_by(_d.c.id).with_for_update()
+    lambda among: sa.select(_d).where(among(_d.c.id)).order_by(_d.c.id).with_for_update()
 )
 LOCK_CHUNK = 100
 """Deliveries locked per statement: each length is a statement of its own to prepare."""

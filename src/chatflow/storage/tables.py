@@ -315,9 +315,12 @@ webhook_deliveries = sa.Table(
     sa.Index(None, "endpoint_id", "id"),
     sa.Index(None, "event_id"),
     sa.Index(None, "updated_at"),
+    # Claims take the earliest due in (next_attempt_at, id) order: with both in the index a
+    # claim reads its LIMIT rows, not every delivery due at the same millisecond.
     sa.Index(
         "ix_webhook_deliveries_due",
         "next_attempt_at",
+        "id",
         sqlite_where=_PENDING,
         postgresql_where=_PENDING,
     ),
@@ -423,7 +426,7 @@ outbound_sends = sa.Table(
     sa.Column("locked_until", Millis, nullable=True),
     sa.Column("last_error", Json, nullable=True),
     sa.Column("created_at", Millis, nullable=False),
-    sa.Index(None, "next_attempt_at"),
+    sa.Index(None, "next_attempt_at", "message_id"),  # claims' order: see webhook_deliveries
 )
 
 # Delivery statuses the provider reported for a message id we have not recorded yet: the

@@ -42,6 +42,11 @@ class _Pending:
     recorded: asyncio.Future[None]
 
 
+RECORDERS = 4
+"""Outcome batches written at once. One writer at a time made each batch wait for the last
+one's round trips and commit, which capped the drain on PostgreSQL; batches hold distinct
+deliveries, so concurrent writers do not wait for each other (SQLite serialises them anyway)."""
+
 LEASE_MARGIN_MS = 5_000
 """A claimed delivery stays claimed this long beyond the attempt's timeout: recording an
 outcome takes milliseconds, and should it take longer, the cost is a second attempt, which
@@ -79,7 +84,7 @@ class Dispatcher:
         )
         self._in_flight: set[asyncio.Task[None]] = set()
         self._outcomes: list[_Pending] = []
-        self._recorder: asyncio.Task[None] | None = None
+        self._recorders: set[asyncio.Task[None]] = set()
 
     # -- step by step (tests drive these with a settable clock) --------------------------------
 
@@ -107,8 +112,10 @@ class Dispatcher:
             Outcome(claimed, result, attempted_at), asyncio.get_running_loop().create_future()
         )
         self._outcomes.append(pending)
-        if self._recorder is None or self._recorder.done():
-            self._recorder = asyncio.create_task(self._record_outcomes())
+        if len(self._recorders) < RECORDERS:
+            recorder = asyncio.create_task(self._record_outcomes())
+            self._recorders.add(recorder)
+            recorder.add_done_callback(self._recorders.discard)
         await asyncio.shield(pending.recorded)
 
     async def _record_outcomes(self) -> None:
@@ -158,7 +165,7 @@ class Dispatcher:
         try:
             await asyncio.gather(*loops)
         finally:
-            tasks = [*loops, *self._in_flight, *([self._recorder] if self._recorder else [])]
+            tasks = [*loops, *self._in_flight, *self._recorders]
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -82,15 +82,27 @@ _GET_LOCKED = Query(
     .where(chatrooms.c.org_id == param("org_id"), chatrooms.c.id == param("id"))
     .with_for_update()
 )
-_MEMBERS = Query(
-    sa.select(participants)
-    .where(participants.c.chatroom_id == param("id"))
-    .order_by(participants.c.joined_at, participants.c.agent_id)
-)
-_PENDING = Query(
-    sa.select(pending_assignments.c.agent_id)
-    .where(pending_assignments.c.chatroom_id == param("id"))
-    .order_by(pending_assignments.c.agent_id)
+# A chatroom's participants, then its pending assignments (`pending` 1, agent id only): one
+# round trip for both.
+_PEOPLE = Query(
+    sa.union_all(
+        sa.select(
+            participants.c.agent_id,
+            participants.c.joined_at,
+            participants.c.bump_key,
+            participants.c.unread_count,
+            participants.c.last_read_at,
+            sa.literal_column("0").label("pending"),
+        ).where(participants.c.chatroom_id == param("id")),
+        sa.select(
+            pending_assignments.c.agent_id,
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.literal_column("1"),
+        ).where(pending_assignments.c.chatroom_id == param("id")),
+    ).order_by("pending", "joined_at", "agent_id")
 )
 
 
@@ -98,8 +110,11 @@ def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) 
     row = tx.run(_GET_LOCKED if lock else _GET, {"org_id": org_id, "id": chatroom_id}).first()
     if row is None:
         return None
-    members = tuple(_participant(r) for r in tx.run(_MEMBERS, {"id": chatroom_id}))
-    pending = tuple(AgentId(r.agent_id) for r in tx.run(_PENDING, {"id": chatroom_id}))
+    # Read after the lock, in a statement of its own: on PostgreSQL it then sees what the
+    # transaction that held the lock committed (a join would see the rows of before the wait).
+    people = tx.run(_PEOPLE, {"id": chatroom_id}).all()
+    members = tuple(_participant(r) for r in people if not r.pending)
+    pending = tuple(AgentId(r.agent_id) for r in people if r.pending)
     return _chatroom(row, members, pending)
 
 

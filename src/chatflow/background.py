@@ -67,10 +67,12 @@ async def run_background(
         concurrency=settings.webhook_concurrency,
         timeout_seconds=settings.webhook_timeout_seconds,
     )
+    triggers = ConsumerLoop(database, bus, FlowTriggers())
     await asyncio.gather(
         _housekeeping(database, settings),
         dispatcher.run(),
         run_channel_work(channels),
-        FlowWorker(database, sender).run(),
-        *(ConsumerLoop(database, bus, consumer).run() for consumer in (FlowTriggers(), *consumers)),
+        FlowWorker(database, sender, read_replies=triggers.catch_up).run(),
+        triggers.run(),
+        *(ConsumerLoop(database, bus, consumer).run() for consumer in consumers),
     )

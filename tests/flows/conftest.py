@@ -48,7 +48,12 @@ class Engine:
 @pytest.fixture
 def engine(client: TestClient, database: Database, clock: ManualClock) -> Iterator[Engine]:
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    worker = FlowWorker(database, runtime.webhook_sender)
+    # As in `chatflow serve`: the timers bring the triggers up to date before anything fires.
+    worker = FlowWorker(
+        database,
+        runtime.webhook_sender,
+        read_replies=lambda: ConsumerLoop(database, runtime.bus, FlowTriggers()).catch_up(),
+    )
     engine = Engine(client, database, clock, worker)
     engine.triggers()  # start from the log's end: earlier tests' events are theirs
     yield engine

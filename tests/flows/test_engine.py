@@ -183,6 +183,28 @@ def test_wait_for_reply_times_out_exactly_once(org: Org, engine: Engine) -> None
     assert bot_texts(org, chatroom["id"]) == ["Still there?"]
 
 
+def test_a_reply_before_the_deadline_wins_though_the_triggers_had_not_read_it(
+    org: Org, engine: Engine
+) -> None:
+    flow = deployed_flow(
+        org,
+        _manual(
+            [ASK, say("thanks", "Got: {steps.ask.reply.text}"), say("late", "Still there?")],
+            [_edge("ask", "reply", "thanks"), _edge("ask", "timeout", "late")],
+        ),
+    )
+    chatroom = _open_chatroom(org)
+    run = _start(org, flow, chatroom["id"])
+    engine.later(minutes=59)
+    org.customer_says(chatroom["id"], "just in time")  # committed; the triggers lag behind
+    engine.later(minutes=2)  # the timeout is due: the timers catch the triggers up first
+    assert bot_texts(org, chatroom["id"]) == ["Got: just in time"]
+    detail = run_detail(org, run["id"])
+    assert [s["outcome"] for s in detail["steps"]] == ["reply", "sent"]
+    engine.triggers()  # the triggers' own turn finds nothing left to do
+    assert bot_texts(org, chatroom["id"]) == ["Got: just in time"]
+
+
 def test_a_template_button_tap_takes_its_button_outcome(org: Org, engine: Engine) -> None:
     template = org.template()
     flow = deployed_flow(

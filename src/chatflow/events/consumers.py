@@ -8,6 +8,7 @@ process dies in the middle, and an event that commits late is never skipped (see
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,9 +97,15 @@ class ConsumerLoop:
         self._after_batch = after_batch
         self._limit = limit
         self._position: LogPosition | None = None
+        self._reading = asyncio.Lock()
 
     async def catch_up(self) -> int:
-        """Consume until the log's end; how many events were read."""
+        """Consume until the log's end; how many events were read. Calls from several tasks
+        take turns (the flow timers catch the triggers up too)."""
+        async with self._reading:
+            return await self._catch_up()
+
+    async def _catch_up(self) -> int:
         name = self._consumer.name
         if self._position is None:
             self._position = await self._database.read(lambda tx: cursors.read_cursor(tx, name))

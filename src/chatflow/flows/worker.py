@@ -2,11 +2,12 @@
 
 Due work is claimed with `FOR UPDATE SKIP LOCKED` inside the write transaction that acts on it,
 so with any number of processes each timer fires once: a reply that arrives while the timeout
-fires waits for the lock, then finds the run no longer waiting. An HTTP request cannot be made
-inside a transaction: its run is leased (its wake time moved past the request's deadline), the
-request made, and the answer applied in a second transaction, only if the run still waits at
-that step. A process killed mid-request leaves the lease to run out; the request is made again
-with the same `Idempotency-Key`.
+fires waits for the lock, then finds the run no longer waiting. A reply that committed before
+the deadline wins, even when the triggers have not read it yet: they catch up first. An HTTP
+request cannot be made inside a transaction: its run is leased (its wake time moved past the
+request's deadline), the request made, and the answer applied in a second transaction, only if
+the run still waits at that step. A process killed mid-request leaves the lease to run out; the
+request is made again with the same `Idempotency-Key`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -137,10 +139,15 @@ class FlowWorker:
         bus: EventBus | None = None,
         *,
         poll_seconds: float = 0.25,
+        read_replies: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """`read_replies` brings the flow triggers up to the log's end (`ConsumerLoop.catch_up`):
+        it runs before anything due fires, so a reply that committed before its wait's deadline
+        answers the wait even when the triggers had not read it yet, never the timeout."""
         self._database = database
         self._sender = sender
         self._bus = bus
+        self._read_replies = read_replies
         self._poll_seconds = poll_seconds
         self._requests = asyncio.Semaphore(HTTP_CONCURRENCY)
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -150,6 +157,8 @@ class FlowWorker:
         though some may be due, held by another process or waiting for a free slot)."""
         if not await self._database.read(store.any_due):
             return 0
+        if self._read_replies is not None:
+            await self._read_replies()
         slots = HTTP_CONCURRENCY - len(self._in_flight)
         fired = await self._database.write(partial(fire_due, http_slots=slots))
         for claimed in fired.calls:

@@ -113,25 +113,30 @@ def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
     message_store.insert_message(tx, message)
     specs.append((EventType.MESSAGE_CREATED, {"message": dump(MessageRead.of(message))}))
 
-    # R4: every customer message opens or refreshes the window, from its own timestamp; a late
-    # delivery of an older message never shortens it.
-    expiry = window_expiry(inbound.timestamp)
-    if chatroom.window_expires_at is None or expiry > chatroom.window_expires_at:
-        chatroom_store.update_chatroom(tx, chatroom.id, {"window_expires_at": expiry})
-
+    # The chatroom was loaded under its row lock, so its participants and pending agents are
+    # current: statements that would find none of them are not run.
     key = 0
     if decision.bumps:
         key = tx.next_bump_key()
-        chatroom_store.bump_participants(tx, chatroom.id, key, unread=1)
+        if chatroom.participants:
+            chatroom_store.bump_participants(tx, chatroom.id, key, unread=1)
         specs.append(chatroom_service.bumped(chatroom, key, "message"))
-    if decision.hands_over:
+    if decision.hands_over and chatroom.pending_agent_ids:
         joined = _hand_over(tx, chatroom)
         if joined is not None:
             specs.append(joined)
     if decision.relays and template_message is not None and button is not None:
         specs.append(_template_response(inbound, chatroom, message, template_message, button))
 
-    last_seq = chatroom_store.touch_chatroom(tx, chatroom.id, bump_key=key, events=len(specs))
+    # R4: every customer message opens or refreshes the window, from its own timestamp; a late
+    # delivery of an older message never shortens it (the touch keeps the later end).
+    last_seq = chatroom_store.touch_chatroom(
+        tx,
+        chatroom.id,
+        bump_key=key,
+        events=len(specs),
+        window_expires_at=window_expiry(inbound.timestamp),
+    )
     outbox.record_chatroom(tx, org_id, chatroom.id, specs, last_seq=last_seq)
     return InboundResult(message, duplicate=False)
 

@@ -147,23 +147,31 @@ def _with_members(tx: Tx, rows: Sequence[Any]) -> list[Chatroom]:
     return [_chatroom(r, tuple(members[r.id]), tuple(pending[r.id])) for r in rows]
 
 
-def find_open_chatroom(tx: Tx, contact_id: str, channel_id: str, *, lock: bool) -> Chatroom | None:
-    query = sa.select(chatrooms.c.id, chatrooms.c.org_id).where(
-        chatrooms.c.contact_id == contact_id,
-        chatrooms.c.channel_id == channel_id,
+_OPEN_OF = Query(
+    sa.select(chatrooms.c.id, chatrooms.c.org_id).where(
+        chatrooms.c.contact_id == param("contact_id"),
+        chatrooms.c.channel_id == param("channel_id"),
         chatrooms.c.status == ChatroomStatus.OPEN.value,
     )
-    row = tx.execute(query).first()
+)
+_LATEST_OF = Query(
+    sa.select(chatrooms.c.id, chatrooms.c.org_id)
+    .where(
+        chatrooms.c.contact_id == param("contact_id"),
+        chatrooms.c.channel_id == param("channel_id"),
+    )
+    .order_by(chatrooms.c.created_at.desc(), chatrooms.c.id.desc())
+    .limit(1)
+)
+
+
+def find_open_chatroom(tx: Tx, contact_id: str, channel_id: str, *, lock: bool) -> Chatroom | None:
+    row = tx.run(_OPEN_OF, {"contact_id": contact_id, "channel_id": channel_id}).first()
     return None if row is None else load_chatroom(tx, row.org_id, row.id, lock=lock)
 
 
 def find_latest_chatroom(tx: Tx, contact_id: str, channel_id: str) -> Chatroom | None:
-    row = tx.execute(
-        sa.select(chatrooms.c.id, chatrooms.c.org_id)
-        .where(chatrooms.c.contact_id == contact_id, chatrooms.c.channel_id == channel_id)
-        .order_by(chatrooms.c.created_at.desc(), chatrooms.c.id.desc())
-        .limit(1)
-    ).first()
+    row = tx.run(_LATEST_OF, {"contact_id": contact_id, "channel_id": channel_id}).first()
     return None if row is None else load_chatroom(tx, row.org_id, row.id, lock=True)
 
 
@@ -177,6 +185,18 @@ _TOUCH = Query(
             else_=chatrooms.c.bump_key,
         ),
         event_seq=chatrooms.c.event_seq + param("events"),
+        # R4: a customer message opens or refreshes the window; never shortened. A NULL
+        # `window` (any other activity) compares false and leaves it as it is.
+        window_expires_at=sa.case(
+            (
+                sa.or_(
+                    chatrooms.c.window_expires_at.is_(None),
+                    chatrooms.c.window_expires_at < param("window"),
+                ),
+                param("window"),
+            ),
+            else_=chatrooms.c.window_expires_at,
+        ),
     )
     .returning(chatrooms.c.event_seq)
 )
@@ -188,13 +208,23 @@ _ADVANCE_SEQ = Query(
 )
 
 
-def touch_chatroom(tx: Tx, chatroom_id: str, *, bump_key: int, events: int) -> int:
-    """Record activity (and a bump, if `bump_key` is newer); reserve `events` sequence numbers.
+def touch_chatroom(
+    tx: Tx, chatroom_id: str, *, bump_key: int, events: int, window_expires_at: int | None = None
+) -> int:
+    """Record activity (and a bump, if `bump_key` is newer, and the customer window's new end,
+    if later); reserve `events` sequence numbers.
 
     Returns the last reserved sequence number: the events get `last - events + 1 … last`.
     """
     row = tx.run(
-        _TOUCH, {"id": chatroom_id, "now": tx.now, "bump_key": bump_key, "events": events}
+        _TOUCH,
+        {
+            "id": chatroom_id,
+            "now": tx.now,
+            "bump_key": bump_key,
+            "events": events,
+            "window": window_expires_at,
+        },
     ).one()
     return int(row.event_seq)
 

@@ -68,6 +68,9 @@ SETTLE_WINDOW_SECONDS = 0.5
 SETTLE_DEADLINE_SECONDS = 120.0
 FRAME_DEADLINE_SECONDS = 10.0
 """A reply whose answer has not reached the stream after this long counts as missing."""
+KEEPALIVE_SAFE_SECONDS = 3.0
+"""Connections idle longer than this are replaced before the next request (uvicorn closes
+keep-alive connections idle for 5 s)."""
 VERIFIED_ROOMS = 10  # chatrooms of the start phase whose bot message is read back
 REPLY_PREFIX = "reply"
 IDLE_SECONDS = 3.0
@@ -630,6 +633,9 @@ async def time_reply(client: Client, watcher: FrameWatcher, chatroom_id: str, te
         await asyncio.wait_for(asyncio.shield(bot), FRAME_DEADLINE_SECONDS)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(customer), 0.5)
+    if time.monotonic() - answered > KEEPALIVE_SAFE_SECONDS:
+        # The connection sat idle while the frames were awaited: the server may close it.
+        await client.fresh_connections()
 
     def since_sent(future: asyncio.Future[float]) -> float | None:
         if future.done() and not future.cancelled():

@@ -80,6 +80,11 @@ class Outcome:
     result: AttemptResult
     attempted_at: int
 
+    @property
+    def plain(self) -> bool:
+        """A success to an endpoint that was not failing when claimed: it touches no endpoint."""
+        return self.result.succeeded and self.claimed.endpoint.failing_since is None
+
 
 def do_record_attempts(
     tx: Tx, outcomes: Sequence[Outcome], rng: random.Random | None = None
@@ -87,7 +92,7 @@ def do_record_attempts(
     """Record a batch of outcomes. Successes to endpoints that were not failing when claimed,
     the bulk of a healthy drain, are written together, a few statements for the whole batch;
     every other outcome goes through `do_record_attempt`."""
-    plain = [o for o in outcomes if o.result.succeeded and o.claimed.endpoint.failing_since is None]
+    plain = [o for o in outcomes if o.plain]
     if plain:
         deliveries = store.lock_deliveries(tx, [o.claimed.delivery.id for o in plain])
         lines: list[store.Line] = []
@@ -110,7 +115,7 @@ def do_record_attempts(
         store.finish_attempts(tx, finished)
         store.mark_endpoints_healthy(tx, sorted({f.delivery.endpoint_id for f in finished}))
     for outcome in outcomes:
-        if not (outcome.result.succeeded and outcome.claimed.endpoint.failing_since is None):
+        if not outcome.plain:
             do_record_attempt(tx, outcome.claimed, outcome.result, outcome.attempted_at, rng)
 
 

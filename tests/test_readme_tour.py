@@ -56,7 +56,8 @@ def test_readme_tour_runs_end_to_end_r1_r4_r5_r6_r9(tmp_path: Path) -> None:
             found = re.match(r"\s+API key\s+(\S+)", line)
             if found:
                 key = found.group(1)
-            if "Application startup complete" in line:
+            # Printed once the socket listens: "Application startup complete" comes before.
+            if "Uvicorn running on" in line:
                 break
         assert key is not None, "chatflow serve printed no API key on first start"
         script = "set -euo pipefail\n" + _tour_script().replace(

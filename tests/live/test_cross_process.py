@@ -111,8 +111,10 @@ def test_a_message_posted_to_one_server_process_reaches_a_stream_on_another(
         key, channel_id = a.wait_for(r"^\s+(?:API key|Sandbox channel)\s+(\S+)", times=2)
         b = Server("b", tmp_path, env)
         servers.append(b)
+        # A's parent listens before its workers start; B, one process, listens only after its
+        # startup, and says so last.
         a.wait_for(r"(Application startup complete)", times=2)
-        b.wait_for(r"(Application startup complete)")
+        b.wait_for(r"(Uvicorn running on)")
         on_a = f"http://127.0.0.1:{a.port}"
 
         with ws_connect(

@@ -126,23 +126,26 @@ class InQuery:
     compiled once per length.
     """
 
-    __slots__ = ("_build", "_by_length")
+    __slots__ = ("_array", "_build", "_by_length")
 
     def __init__(self, build: Callable[[Among], Executable]) -> None:
         self._build = build
+        self._array: Query | None = None
         self._by_length: dict[int, Query] = {}
 
     def run(
         self, conn: Connection, values: Sequence[Any], params: Mapping[str, Any] | None = None
     ) -> Rows:
         if conn.dialect.name == "postgresql":
-            key, bound = -1, {"in_values": list(values)}
+            if self._array is None:
+                self._array = Query(self._build(_among_array))
+            query, bound = self._array, {"in_values": list(values)}
         else:
-            key, bound = len(values), {f"in_{i}": value for i, value in enumerate(values)}
-        query = self._by_length.get(key)
-        if query is None:
-            query = Query(self._build(_among_array if key == -1 else _among_list(len(values))))
-            self._by_length[key] = query
+            found = self._by_length.get(len(values))
+            if found is None:
+                found = Query(self._build(_among_list(len(values))))
+                self._by_length[len(values)] = found
+            query, bound = found, {f"in_{i}": value for i, value in enumerate(values)}
         return query.run(conn, {**bound, **params} if params else bound)
 
 

@@ -395,18 +395,12 @@ class _Prefixed:
 _DELIVERIES_FOR_UPDATE = InQuery(
     lambda among: sa.select(_d).where(among(_d.c.id)).order_by(_d.c.id).with_for_update()
 )
-LOCK_CHUNK = 100
-"""Deliveries locked per statement: each length is a statement of its own to prepare."""
 
 
 def lock_deliveries(tx: Tx, delivery_ids: Sequence[str]) -> dict[str, WebhookDelivery]:
     """The deliveries that still exist, locked, taken in id order (as every locker does)."""
-    ordered = sorted(delivery_ids)
-    found: dict[str, WebhookDelivery] = {}
-    for start in range(0, len(ordered), LOCK_CHUNK):
-        for row in _DELIVERIES_FOR_UPDATE.run(tx.conn, ordered[start : start + LOCK_CHUNK]):
-            found[row.id] = _delivery(row)
-    return found
+    rows = _DELIVERIES_FOR_UPDATE.run(tx.conn, sorted(delivery_ids))
+    return {row.id: _delivery(row) for row in rows}
 
 
 _INSERT_ATTEMPT = Query(

@@ -68,6 +68,23 @@ def deployed_flow(org: Org, document: dict[str, Any], *, name: str = "Flow") -> 
     return flow
 
 
+def webhook_flow(org: Org, nodes: list[dict[str, Any]] | None = None) -> tuple[dict[str, Any], str]:
+    """A deployed flow started by its incoming webhook (by default one that only ends), and
+    its secret."""
+    nodes = nodes or [{"id": "e", "action": "end"}]
+    flow = deployed_flow(
+        org,
+        {
+            "trigger": {"type": "incoming_webhook"},
+            "start": nodes[0]["id"],
+            "nodes": nodes,
+            "edges": [],
+        },
+    )
+    secret: str = org.api.ok("GET", f"/v1/flows/{flow['id']}")["webhook_secret"]
+    return flow, secret
+
+
 def say(node_id: str, text: str) -> dict[str, Any]:
     """A send_message node to the trigger's chatroom."""
     return {

@@ -11,7 +11,15 @@ import pytest
 
 from chatflow.storage import flows as flow_store
 from tests.factories import Org
-from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of, say
+from tests.flows.conftest import (
+    Engine,
+    bot_texts,
+    deployed_flow,
+    run_detail,
+    runs_of,
+    say,
+    webhook_flow,
+)
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -508,22 +516,16 @@ def test_template_response_trigger_fires_on_a_quick_reply_tap(org: Org, engine: 
 
 
 def test_incoming_webhook_trigger_needs_the_flows_secret(org: Org, engine: Engine) -> None:
-    flow = deployed_flow(
+    flow, secret = webhook_flow(
         org,
-        {
-            "trigger": {"type": "incoming_webhook"},
-            "start": "v",
-            "nodes": [
-                {
-                    "id": "v",
-                    "action": "set_variable",
-                    "params": {"name": "who", "value": "{trigger.body.customer.name}"},
-                }
-            ],
-            "edges": [],
-        },
+        [
+            {
+                "id": "v",
+                "action": "set_variable",
+                "params": {"name": "who", "value": "{trigger.body.customer.name}"},
+            }
+        ],
     )
-    secret = org.api.ok("GET", f"/v1/flows/{flow['id']}")["webhook_secret"]
     url = f"/hooks/flows/{flow['id']}"
     refused = org.client.post(
         url, json={"customer": {"name": "Ada"}}, headers={"X-Chatflow-Secret": "wrong"}
@@ -630,16 +632,7 @@ def test_reassign_chatroom_sets_the_agents_r9(org: Org, engine: Engine) -> None:
 def test_a_chain_of_flows_past_the_depth_limit_is_skipped_and_recorded(
     org: Org, engine: Engine
 ) -> None:
-    flow = deployed_flow(
-        org,
-        {
-            "trigger": {"type": "incoming_webhook"},
-            "start": "e",
-            "nodes": [{"id": "e", "action": "end"}],
-            "edges": [],
-        },
-    )
-    secret = org.api.ok("GET", f"/v1/flows/{flow['id']}")["webhook_secret"]
+    flow, secret = webhook_flow(org)
     headers = {"X-Chatflow-Secret": secret, "Chatflow-Flow-Depth": "6"}
     answer = org.client.post(f"/hooks/flows/{flow['id']}", json={}, headers=headers)
     assert answer.status_code == 202 and answer.json()["status"] == "skipped"

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from chatflow.storage.database import Database
 from tests.factories import Org, make_org
-from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of
+from tests.flows.conftest import Engine, bot_texts, deployed_flow, run_detail, runs_of, webhook_flow
 from tests.webhook_receiver import WebhookReceiver
 
 
@@ -100,16 +100,7 @@ def test_documents_of_odd_types_or_depth_are_refused_with_422(org: Org) -> None:
 
 
 def test_a_deep_webhook_body_or_inputs_are_refused(org: Org) -> None:
-    flow = deployed_flow(
-        org,
-        {
-            "trigger": {"type": "incoming_webhook"},
-            "start": "e",
-            "nodes": [{"id": "e", "action": "end"}],
-            "edges": [],
-        },
-    )
-    secret = org.api.ok("GET", f"/v1/flows/{flow['id']}")["webhook_secret"]
+    flow, secret = webhook_flow(org)
     deep: Any = 1
     for _ in range(60):
         deep = [deep]

@@ -24,14 +24,13 @@ class Engine:
     client: TestClient
     database: Database
     clock: ManualClock
+    trigger_loop: ConsumerLoop
     worker: FlowWorker
 
     def triggers(self) -> int:
         """Hand every committed event to the flow triggers, as the background loop does."""
-        runtime: Runtime = self.client.app.state.runtime  # type: ignore[attr-defined]
-        loop = ConsumerLoop(self.database, runtime.bus, FlowTriggers())
         assert self.client.portal is not None
-        count: int = self.client.portal.call(loop.catch_up)
+        count: int = self.client.portal.call(self.trigger_loop.catch_up)
         return count
 
     def timers(self) -> None:
@@ -48,13 +47,11 @@ class Engine:
 @pytest.fixture
 def engine(client: TestClient, database: Database, clock: ManualClock) -> Iterator[Engine]:
     runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    # As in `chatflow serve`: the timers bring the triggers up to date before anything fires.
-    worker = FlowWorker(
-        database,
-        runtime.webhook_sender,
-        read_replies=lambda: ConsumerLoop(database, runtime.bus, FlowTriggers()).catch_up(),
-    )
-    engine = Engine(client, database, clock, worker)
+    # As in `chatflow serve`: one trigger loop, which the timers bring up to date before
+    # anything fires.
+    trigger_loop = ConsumerLoop(database, runtime.bus, FlowTriggers())
+    worker = FlowWorker(database, runtime.webhook_sender, read_replies=trigger_loop.catch_up)
+    engine = Engine(client, database, clock, trigger_loop, worker)
     engine.triggers()  # start from the log's end: earlier tests' events are theirs
     yield engine
 

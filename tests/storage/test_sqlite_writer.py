@@ -169,3 +169,48 @@ def test_what_committed_is_announced_even_when_its_caller_was_cancelled(
     asyncio.run(scenario())
     assert announced == [[event]]
     assert _org_ids(sqlite_db) == ["org_x"]
+
+
+def test_reads_on_the_loop_see_one_snapshot_and_never_leave_a_transaction_open(
+    sqlite_db: Database,
+) -> None:
+    """Reads on the loop run in the driver's own transaction (no SQLAlchemy begin): a read
+    that mixes the driver path and SQLAlchemy's sees one snapshot, a write committed meanwhile
+    shows in the next read, and a read that fails leaves nothing open behind it."""
+
+    def ids_twice_around_a_write(tx: Tx) -> tuple[list[str], list[str]]:
+        before = [r.id for r in tx.execute(sa.select(organizations.c.id))]
+        sqlite_db.write_sync(_add_org("org_meanwhile"))
+        driver = tx.conn.connection.driver_connection
+        assert driver is not None
+        after = [r[0] for r in driver.execute("SELECT id FROM organizations")]
+        return before, after
+
+    def failing(tx: Tx) -> None:
+        tx.execute(sa.select(organizations.c.id)).all()
+        raise ValueError("refused")
+
+    async def scenario() -> tuple[tuple[list[str], list[str]], list[str], bool]:
+        sqlite_db.start()
+        try:
+            await sqlite_db.write(_add_org("org_first"))
+            snapshot = await sqlite_db.read(ids_twice_around_a_write)
+            with pytest.raises(ValueError, match="refused"):
+                await sqlite_db.read(failing)
+            later = await sqlite_db.read(_org_ids_of)
+            reader = sqlite_db._loop_reader
+            assert reader is not None
+            driver = reader.connection.driver_connection
+            assert driver is not None
+            return snapshot, later, bool(reader.in_transaction() or driver.in_transaction)
+        finally:
+            sqlite_db.close()
+
+    (before, after), later, left_open = asyncio.run(scenario())
+    assert before == after == ["org_first"]
+    assert later == ["org_first", "org_meanwhile"]
+    assert not left_open
+
+
+def _org_ids_of(tx: Tx) -> list[str]:
+    return [r.id for r in tx.execute(sa.select(organizations.c.id).order_by("id"))]

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from tests.factories import Org
 
 from chatflow.api.deps import Runtime
-from chatflow.domain.models import Event
+from chatflow.domain.models import Event, EventHead
 from chatflow.events.consumers import ConsumerLoop
 from chatflow.storage.database import Database, Tx
 
@@ -17,9 +17,11 @@ class Collector:
     def __init__(self, name: str, *, fail_times: int = 0) -> None:
         self.name = name
         self.seen: list[Event] = []
+        self.asked: list[EventHead] = []
         self._fail_times = fail_times
 
-    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+    def wants(self, tx: Tx, batch: list[EventHead]) -> bool:
+        self.asked.extend(batch)
         return True
 
     def handle(self, tx: Tx, batch: list[Event]) -> None:
@@ -47,6 +49,7 @@ def test_a_consumer_sees_each_event_once_in_commit_order_from_where_it_left_off(
     first = Collector(name)
     _catch_up(client, _loop(client, database, first))  # the log so far
     first.seen.clear()
+    first.asked.clear()
 
     org.contact()
     org.chatroom()
@@ -60,6 +63,10 @@ def test_a_consumer_sees_each_event_once_in_commit_order_from_where_it_left_off(
     ]
     positions = [(e.txid, e.position) for e in first.seen]
     assert positions == sorted(positions)
+    # It was asked about the same events, by their heads, before it handled them.
+    assert [
+        (h.org_id, h.type, h.chatroom_id, h.created_at, h.log_position) for h in first.asked
+    ] == [(e.org_id, e.type, e.chatroom_id, e.created_at, e.log_position) for e in first.seen]
 
     # A new process (a new consumer object of the same name) resumes after what was handled.
     again = Collector(name)
@@ -85,7 +92,7 @@ def test_a_batch_that_fails_is_handled_again_and_not_skipped(
 
 
 class Uninterested(Collector):
-    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+    def wants(self, tx: Tx, batch: list[EventHead]) -> bool:
         return False
 
 

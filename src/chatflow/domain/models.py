@@ -264,6 +264,23 @@ class Event:
         return (self.txid, self.position)
 
 
+@dataclass(frozen=True, slots=True)
+class EventHead:
+    """An event without its payload: what a consumer of the log needs to tell whether a batch
+    concerns it, read without decoding every event's data."""
+
+    org_id: OrganizationId
+    type: str
+    chatroom_id: ChatroomId | None
+    created_at: int
+    position: int
+    txid: int
+
+    @property
+    def log_position(self) -> LogPosition:
+        return (self.txid, self.position)
+
+
 class DeliveryStatus(StrEnum):
     PENDING = "pending"
     HELD = "held"

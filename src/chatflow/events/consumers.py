@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
 
-from chatflow.domain.models import Event, LogPosition
+from chatflow.domain.models import Event, EventHead, LogPosition
 from chatflow.events.bus import EventBus
 from chatflow.storage import cursors
 from chatflow.storage import events as event_store
@@ -30,9 +30,10 @@ class LogConsumer(Protocol):
     name: str
     """Unique and stable: it keys the consumer's cursor in the database."""
 
-    def wants(self, tx: Tx, batch: list[Event]) -> bool:
-        """Whether the batch needs handling, decided by reading only. Most commits concern
-        nobody (no endpoint, no flow listens): passing over them costs no write transaction."""
+    def wants(self, tx: Tx, batch: list[EventHead]) -> bool:
+        """Whether the batch needs handling, decided by reading only, from the events' heads
+        (their payloads are not even decoded). Most commits concern nobody (no endpoint, no
+        flow listens): passing over them costs no write transaction."""
         ...
 
     def handle(self, tx: Tx, batch: list[Event]) -> None:
@@ -63,11 +64,10 @@ class _Peek:
 
 
 def _peek(tx: Tx, consumer: LogConsumer, after: LogPosition, limit: int) -> _Peek | None:
-    batch = event_store.read_log(tx, after=after, limit=limit)
-    if not batch:
+    heads = event_store.read_log_heads(tx, after=after, limit=limit)
+    if not heads:
         return None
-    end = batch[-1].log_position
-    return _Peek(end, len(batch), consumer.wants(tx, batch))
+    return _Peek(heads[-1].log_position, len(heads), consumer.wants(tx, heads))
 
 
 class ConsumerLoop:

@@ -24,7 +24,7 @@ from typing import Any
 from chatflow.domain.flows.document import Trigger
 from chatflow.domain.flows.interpreter import JsonObject, Resume
 from chatflow.domain.flows.records import FlowRun, RunStatus
-from chatflow.domain.models import Chatroom, Contact, Event, OrganizationId
+from chatflow.domain.models import Chatroom, Contact, Event, EventHead, OrganizationId
 from chatflow.events.types import EventType
 from chatflow.flows.runs import Start, deployed, end_run, resume_run, start_run
 from chatflow.storage import chatrooms as chatroom_store
@@ -65,7 +65,7 @@ def chatroom_context(chatroom: Chatroom, contact: Contact | None) -> JsonObject:
 class FlowTriggers:
     name = "flows"
 
-    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+    def wants(self, tx: Tx, batch: list[EventHead]) -> bool:
         watched = [e for e in batch if e.type in _WATCHED and e.chatroom_id is not None]
         if not watched:
             return False

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
-from chatflow.domain.models import ChatroomId, Event, EventId, OrganizationId
+from chatflow.domain.models import ChatroomId, Event, EventHead, EventId, OrganizationId
 from chatflow.storage import json
 from chatflow.storage.database import Tx
 from chatflow.storage.sql import Query, param
@@ -137,24 +137,53 @@ def list_events(
     return [event_of(r) for r in rows]
 
 
-def _read_log(after: sa.ColumnElement[bool]) -> Query:
-    return Query(
-        sa.select(events)
-        .where(events.c.txid < visible_horizon(), after)
-        .order_by(events.c.txid, events.c.position)
-        .limit(param("limit"))
-    )
-
-
-# See `_after`: the same read, as each database's planner can seek it.
-_READ_LOG = {
-    "sqlite": _read_log(
-        sa.and_(events.c.txid == param("txid"), events.c.position > param("position"))
-    ),
-    "postgresql": _read_log(
+# See `_after`: the same condition, as each database's planner can seek it, with parameters.
+_LOG_AFTER = {
+    "sqlite": sa.and_(events.c.txid == param("txid"), events.c.position > param("position")),
+    "postgresql": (
         sa.tuple_(events.c.txid, events.c.position) > sa.tuple_(param("txid"), param("position"))
     ),
 }
+
+
+def _log_read(*columns: sa.ColumnElement[Any] | sa.Table) -> dict[str, Query]:
+    """The log after a position, in order, final events only, per dialect."""
+    return {
+        dialect: Query(
+            sa.select(*columns)
+            .where(events.c.txid < visible_horizon(), after)
+            .order_by(events.c.txid, events.c.position)
+            .limit(param("limit"))
+        )
+        for dialect, after in _LOG_AFTER.items()
+    }
+
+
+_READ_LOG = _log_read(events)
+_READ_LOG_HEADS = _log_read(
+    events.c.org_id,
+    events.c.type,
+    events.c.chatroom_id,
+    events.c.created_at,
+    events.c.position,
+    events.c.txid,
+)
+
+
+def read_log_heads(tx: Tx, *, after: tuple[int, int], limit: int) -> list[EventHead]:
+    """What `read_log` would return, without the payloads: for deciding whether to read it."""
+    params = {"txid": after[0], "position": after[1], "limit": limit}
+    return [
+        EventHead(
+            org_id=OrganizationId(r.org_id),
+            type=r.type,
+            chatroom_id=None if r.chatroom_id is None else ChatroomId(r.chatroom_id),
+            created_at=r.created_at,
+            position=r.position,
+            txid=r.txid,
+        )
+        for r in tx.run(_READ_LOG_HEADS[tx.dialect], params)
+    ]
 
 
 def read_log(tx: Tx, *, after: tuple[int, int], limit: int) -> list[Event]:

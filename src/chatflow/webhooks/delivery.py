@@ -7,12 +7,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from chatflow.domain import webhooks as rules
 from chatflow.domain.models import (
     DeliveryStatus,
     DisabledReason,
     Event,
+    EventHead,
     WebhookAttempt,
     WebhookDelivery,
     WebhookDeliveryId,
@@ -27,6 +29,8 @@ from chatflow.storage.webhooks import Claimed
 from chatflow.views import WebhookEndpointRead, dump
 from chatflow.webhooks.sender import AttemptResult
 
+AnyEvent = TypeVar("AnyEvent", Event, EventHead)
+
 
 class WebhookFanOut:
     """The log consumer that turns each committed event into one delivery per endpoint that
@@ -34,7 +38,7 @@ class WebhookFanOut:
 
     name = "webhook-fan-out"
 
-    def wants(self, tx: Tx, batch: list[Event]) -> bool:
+    def wants(self, tx: Tx, batch: list[EventHead]) -> bool:
         return bool(_subscriptions(tx, batch))
 
     def handle(self, tx: Tx, batch: list[Event]) -> None:
@@ -57,7 +61,7 @@ class WebhookFanOut:
         store.insert_deliveries(tx, rows)
 
 
-def _subscriptions(tx: Tx, batch: list[Event]) -> list[tuple[WebhookEndpoint, Event]]:
+def _subscriptions(tx: Tx, batch: list[AnyEvent]) -> list[tuple[WebhookEndpoint, AnyEvent]]:
     """Each event of the batch with each enabled endpoint that subscribes to it."""
     endpoints = store.enabled_endpoints(tx, {event.org_id for event in batch})
     if not endpoints:

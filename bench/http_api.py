@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from tests.reliability.kill_harness import Api
 
 from bench import dataset, loadgen
 from bench.baseline import SQLITE_SETTINGS
@@ -294,32 +294,6 @@ class Bench:
 
 
 # -- the API, for setting up -----------------------------------------------------------------------
-
-
-class Api:
-    def __init__(self, base_url: str, api_key: str) -> None:
-        self.auth = {"Authorization": f"Bearer {api_key}"}
-        self.client = httpx.Client(base_url=base_url, headers=self.auth, timeout=60.0)
-
-    def ok(
-        self,
-        method: str,
-        path: str,
-        body: dict[str, Any] | None = None,
-        *,
-        status: int = 200,
-    ) -> dict[str, Any]:
-        response = self.client.request(method, path, json=body)
-        if response.status_code != status:
-            raise RuntimeError(
-                f"{method} {path} answered {response.status_code}, expected {status}: "
-                f"{response.text[:1000]}"
-            )
-        result: dict[str, Any] = response.json()
-        return result
-
-    def close(self) -> None:
-        self.client.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -214,3 +214,32 @@ def test_reads_on_the_loop_see_one_snapshot_and_never_leave_a_transaction_open(
 
 def _org_ids_of(tx: Tx) -> list[str]:
     return [r.id for r in tx.execute(sa.select(organizations.c.id).order_by("id"))]
+
+
+def test_a_write_waits_for_a_lock_another_process_holds_without_stalling_the_loop(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """While another process holds the write lock, BEGIN waits for it on a thread: the loop goes
+    on serving, and the write commits once the lock is free."""
+    other = sqlite3.connect(tmp_path / "writer.db", isolation_level=None)
+
+    async def scenario() -> tuple[int, str]:
+        sqlite_db.start()
+        try:
+            await sqlite_db.write(_add_org("org_free"))
+            other.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.create_task(sqlite_db.write(_add_org("org_waited")))
+            ticks = 0
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not waiting.done()
+            other.execute("COMMIT")
+            return ticks, await asyncio.wait_for(waiting, 10)
+        finally:
+            sqlite_db.close()
+
+    ticks, written = asyncio.run(scenario())
+    other.close()
+    assert (ticks, written) == (20, "org_waited")
+    assert _org_ids(sqlite_db) == ["org_free", "org_waited"]

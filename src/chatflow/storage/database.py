@@ -8,7 +8,8 @@ Every use case is a synchronous function of a `Tx` that runs whole inside one tr
   were ready (group commit): the COMMIT and its fsync run on a thread, jobs arriving meanwhile
   wait and go into the next transaction, and every job's caller resumes only once its transaction
   has committed. BEGIN IMMEDIATE also runs on a thread, since another process (a worker) may hold
-  the write lock. Reads run on the loop too, on their own connection: WAL never blocks them.
+  the write lock. Reads run on the loop too, on their own connection, in the driver's own
+  transaction: WAL never blocks them.
 - **PostgreSQL** runs each write in its own transaction on a pooled connection, on a thread, and
   retries it on serialization failures, deadlocks and unique races; reads run on threads too.
 """

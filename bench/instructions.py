@@ -12,13 +12,15 @@ commit, how often idle timers fire), so a change of 10 % or more between trees i
 trees can run at once, one per core: `PYTHONPATH=<other tree>/src:. python -m bench.instructions`
 measures the other tree's server with this benchmark.
 
-`chatflow serve` runs under callgrind (about fifty times slower) on a fresh SQLite database,
-with its background work. Through the API: the send-message rooms of `bench.http_api`, and a
-WhatsApp channel. Each scenario first runs `--warmup` requests, then the counters are zeroed
-(`callgrind_control -z`), `--requests` requests are sent one after another on one keep-alive
-connection, the run waits until the work they caused is done, and the counters are dumped
-(`callgrind_control -d`). Everything the process did in between counts: applying the
-notifications, the log consumers, the live stream's reads, idle timers.
+`chatflow serve` runs under callgrind (about fifty times slower) on a fresh database, SQLite or
+PostgreSQL (`--database`; on PostgreSQL the count is chatflow's side only, the driver
+included, not the database server's), with its background work. Through the API: the
+send-message rooms of `bench.http_api`, and a WhatsApp channel. Each scenario first runs
+`--warmup` requests, then the counters are zeroed (`callgrind_control -z`), `--requests`
+requests are sent one after another on one keep-alive connection, the run waits until the work
+they caused is done, and the counters are dumped (`callgrind_control -d`). Everything the
+process did in between counts: applying the notifications, the log consumers, the live
+stream's reads, idle timers.
 
 - **send-message**: `POST /v1/chatrooms/{id}/messages` over the rooms in turn; done when the
   last answer is read and the process has been left alone for `--settle` seconds.
@@ -32,8 +34,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -43,12 +45,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
-from tests.reliability.kill_harness import Api, server_env
+import sqlalchemy as sa
+from tests.reliability.kill_harness import Api, fresh_database, server_env
 from tests.whatsapp_payloads import PHONE_NUMBER_ID, WABA_ID, encode, new_wamid, sign, text_message
 
 from bench.http_api import MESSAGE_TEXT, discover, set_up_rooms
 from bench.servers import Server, free_port, parse_welcome
 from bench.whatsapp_inbound import APP_SECRET, create_whatsapp_channel, customer_wa_id
+from chatflow.storage.database import driver_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -71,6 +75,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="python -m bench.instructions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgresql"), default="sqlite", help="(%(default)s)"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CHATFLOW_BENCH_POSTGRES_URL", "postgresql://127.0.0.1:5432/test"),
+        help="a server where a fresh database is created and dropped (default: "
+        "$CHATFLOW_BENCH_POSTGRES_URL or %(default)s)",
     )
     parser.add_argument("--requests", type=int, default=300, help="counted, per scenario")
     parser.add_argument("--warmup", type=int, default=60, help="before counting, per scenario")
@@ -97,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nchatflow from {_source()}")
+    print(f"\nchatflow from {_source()}, on {options.database}")
     print(f"{'scenario':<18} {'requests':>8} {'instructions':>16} {'per request':>12}")
     for count in counts:
         print(
@@ -121,7 +134,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(options: argparse.Namespace, workdir: Path) -> list[Count]:
-    database = workdir / "chatflow.db"
+    with fresh_database(options.database, workdir, options.postgres_url) as url:
+        engine = sa.create_engine(driver_url(url))
+        try:
+            return _run(options, workdir, url, engine)
+        finally:
+            engine.dispose()
+
+
+def _run(options: argparse.Namespace, workdir: Path, url: str, database: sa.Engine) -> list[Count]:
     counter = workdir / "callgrind.out"
     port = free_port()
     env = server_env(webhook_timeout_seconds=5, background_work=True)
@@ -139,7 +160,7 @@ def run(options: argparse.Namespace, workdir: Path) -> list[Count]:
             "--port",
             str(port),
             "--database-url",
-            f"sqlite:///{database}",
+            url,
             "--log-level",
             "warning",
         ],
@@ -219,18 +240,19 @@ def _expect(response: httpx.Response, status: int) -> None:
         raise RuntimeError(f"answered {response.status_code}: {response.text[:500]}")
 
 
-def _wait_until_applied(database: Path, timeout: float = 600.0) -> None:
+def _wait_until_applied(database: sa.Engine, timeout: float = 600.0) -> None:
     deadline = time.monotonic() + timeout
-    with contextlib.closing(sqlite3.connect(database)) as conn:
-        while conn.execute(
-            "SELECT count(*) FROM channel_notifications WHERE status = 'pending'"
-        ).fetchone()[0]:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the notifications were not applied in time")
-            time.sleep(0.2)
+    pending = sa.text("SELECT count(*) FROM channel_notifications WHERE status = 'pending'")
+    while True:
+        with database.connect() as conn:
+            if not conn.execute(pending).scalar():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the notifications were not applied in time")
+        time.sleep(0.2)
 
 
-def _settle(database: Path, seconds: float) -> None:
+def _settle(database: sa.Engine, seconds: float) -> None:
     _wait_until_applied(database)
     time.sleep(seconds)
 

@@ -40,18 +40,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 from tests.reliability.kill_harness import Api, fresh_database, server_env
-from tests.whatsapp_payloads import PHONE_NUMBER_ID, WABA_ID, encode, new_wamid, sign, text_message
+from tests.whatsapp_payloads import sign
 
 from bench.http_api import MESSAGE_TEXT, discover, set_up_rooms
 from bench.servers import Server, free_port, parse_welcome
-from bench.whatsapp_inbound import APP_SECRET, create_whatsapp_channel, customer_wa_id
+from bench.whatsapp_inbound import APP_SECRET, create_whatsapp_channel, text_notification
 from chatflow.storage.database import driver_url
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"work directory kept: {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\nchatflow from {_source()}, on {options.database}")
+    source = _source()
+    print(f"\nchatflow from {source}, on {options.database}")
     print(f"{'scenario':<18} {'requests':>8} {'instructions':>16} {'per request':>12}")
     for count in counts:
         print(
@@ -123,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         json.dumps(
             {
                 "options": vars(options),
-                "source": _source(),
+                "source": source,
                 "counts": [asdict(c) | {"per_request": round(c.per_request)} for c in counts],
             },
             indent=2,
@@ -185,7 +186,7 @@ def _run(options: argparse.Namespace, workdir: Path, url: str, database: sa.Engi
         with httpx.Client(base_url=server.base_url, timeout=300.0) as client:
             notify = _notifier(client, hook)
             for n in range(options.customers):  # each customer's contact and chatroom
-                notify(n % options.customers, n)
+                notify(n, n)
             _wait_until_applied(database)
             counts = []
             scenario_runs: dict[str, Callable[[int], None]] = {
@@ -195,37 +196,41 @@ def _run(options: argparse.Namespace, workdir: Path, url: str, database: sa.Engi
                 "whatsapp-inbound": lambda n: notify(n % options.customers, n),
             }
             for scenario in SCENARIOS:
-                send = scenario_runs[scenario]
-                for n in range(options.warmup):
-                    send(n)
-                _settle(database, options.settle)
-                with _counting(server, counter) as total:
-                    for n in range(options.requests):
-                        send(options.warmup + n)
-                    _settle(database, options.settle)
-                counts.append(Count(scenario, options.requests, total()))
+                counts.append(
+                    _measure(server, counter, database, options, scenario, scenario_runs[scenario])
+                )
                 print(f"  {scenario}: {counts[-1].per_request:,.0f} instructions a request")
         return counts
     finally:
         server.stop()
 
 
+def _measure(
+    server: Server,
+    counter: Path,
+    database: sa.Engine,
+    options: argparse.Namespace,
+    scenario: str,
+    send: Callable[[int], None],
+) -> Count:
+    """Warm up, then count `--requests` of `send` and the work they cause."""
+    for n in range(options.warmup):
+        send(n)
+    _settle(database, options.settle)
+
+    def counted() -> None:
+        for n in range(options.requests):
+            send(options.warmup + n)
+        _settle(database, options.settle)
+
+    return Count(scenario, options.requests, _count(server, counter, counted))
+
+
 def _notifier(client: httpx.Client, hook: str) -> Callable[[int, int], None]:
     now = int(time.time())
 
     def notify(customer: int, n: int) -> None:
-        wa_id = customer_wa_id(customer)
-        body = encode(
-            text_message(
-                f"Hi, where is my order {n}?",
-                waba_id=WABA_ID,
-                phone_number_id=PHONE_NUMBER_ID,
-                wa_id=wa_id,
-                profile_name=f"Customer {customer}",
-                wamid=new_wamid(wa_id),
-                timestamp=now,
-            )
-        )
+        _, body = text_notification(customer, str(n), now)
         headers = {
             "content-type": "application/json",
             "x-hub-signature-256": sign(body, APP_SECRET),
@@ -257,13 +262,12 @@ def _settle(database: sa.Engine, seconds: float) -> None:
     time.sleep(seconds)
 
 
-@contextlib.contextmanager
-def _counting(server: Server, counter: Path) -> Iterator[Callable[[], int]]:
-    """Zero the counters on entry, dump them on exit; yields what the dump counted."""
+def _count(server: Server, counter: Path, work: Callable[[], None]) -> int:
+    """The instructions the server executes while `work` runs: counters zeroed before, dumped
+    after."""
     before = set(counter.parent.glob(counter.name + ".*"))
     _control("-z", server.pid)
-    counted: list[int] = []
-    yield lambda: counted[0]
+    work()
     _control("-d", server.pid)
     deadline = time.monotonic() + 120
     while not (dumps := set(counter.parent.glob(counter.name + ".*")) - before):
@@ -272,11 +276,9 @@ def _counting(server: Server, counter: Path) -> Iterator[Callable[[], int]]:
         time.sleep(0.2)
     (dump,) = dumps
     for _ in range(600):
-        text = dump.read_text()
-        totals = [line for line in text.splitlines() if line.startswith("totals:")]
+        totals = [line for line in dump.read_text().splitlines() if line.startswith("totals:")]
         if totals:
-            counted.append(int(totals[0].split()[1]))
-            return
+            return int(totals[0].split()[1])
         time.sleep(0.2)
     raise RuntimeError(f"{dump} has no totals line")
 

@@ -235,20 +235,7 @@ def build_offer(rate: int, count: int, customers: int, host: str, path: str, tag
     index: dict[str, int] = {}
     now = int(time.time())
     for n in range(count):
-        customer = n % customers
-        wa_id = customer_wa_id(customer)
-        wamid = new_wamid(wa_id)
-        body = encode(
-            text_message(
-                f"Hi, where is my order {tag}-{rate}-{n}?",
-                waba_id=WABA_ID,
-                phone_number_id=PHONE_NUMBER_ID,
-                wa_id=wa_id,
-                profile_name=f"Customer {customer}",
-                wamid=wamid,
-                timestamp=now,
-            )
-        )
+        wamid, body = text_notification(n % customers, f"{tag}-{rate}-{n}", now)
         index[wamid] = n
         requests.append(
             build_request(
@@ -264,6 +251,25 @@ def build_offer(rate: int, count: int, customers: int, host: str, path: str, tag
             )
         )
     return Offer(rate=rate, requests=requests, index=index)
+
+
+def text_notification(customer: int, tag: str, timestamp: int) -> tuple[str, bytes]:
+    """Meta's notification of a text message from `customer`, as its wamid and body (sign it
+    with `APP_SECRET`)."""
+    wa_id = customer_wa_id(customer)
+    wamid = new_wamid(wa_id)
+    body = encode(
+        text_message(
+            f"Hi, where is my order {tag}?",
+            waba_id=WABA_ID,
+            phone_number_id=PHONE_NUMBER_ID,
+            wa_id=wa_id,
+            profile_name=f"Customer {customer}",
+            wamid=wamid,
+            timestamp=timestamp,
+        )
+    )
+    return wamid, body
 
 
 # -- offering and watching -----------------------------------------------------------------------

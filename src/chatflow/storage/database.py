@@ -11,7 +11,8 @@ Every use case is a synchronous function of a `Tx` that runs whole inside one tr
   the write lock. Reads run on the loop too, on their own connection, in the driver's own
   transaction: WAL never blocks them.
 - **PostgreSQL** runs each write in its own transaction on a pooled connection, on a thread, and
-  retries it on serialization failures, deadlocks and unique races; reads run on threads too.
+  retries it on serialization failures, deadlocks and unique races. Reads run on threads too, in
+  autocommit: at PostgreSQL's READ COMMITTED each statement sees its own snapshot anyway.
 """
 
 from __future__ import annotations
@@ -146,11 +147,21 @@ class Database:
             self._reader_engine = _sqlite_engine(url, writer=False)
             self._write_pool: ThreadPoolExecutor | None = None
         elif self.dialect == "postgresql":
-            engine = sa.create_engine(
+            self._writer_engine = sa.create_engine(
                 driver_url(url), pool_size=pool_size, max_overflow=0, pool_pre_ping=False
             )
-            self._writer_engine = engine
-            self._reader_engine = engine
+            # Reads in autocommit: at READ COMMITTED every statement takes its own snapshot
+            # whether or not a transaction wraps it, so a BEGIN and a COMMIT around a read
+            # only cost two round trips. Read-only, so a write slipped into a read fails
+            # instead of committing statement by statement.
+            self._reader_engine = sa.create_engine(
+                driver_url(url),
+                pool_size=pool_size,
+                max_overflow=0,
+                pool_pre_ping=False,
+                isolation_level="AUTOCOMMIT",
+                connect_args={"options": "-c default_transaction_read_only=on"},
+            )
             self._write_pool = ThreadPoolExecutor(pool_size, thread_name_prefix="db-write")
         else:
             raise ValueError(f"Unsupported database {self.dialect!r}: use sqlite or postgresql")

@@ -2,10 +2,13 @@
 answered at once, applied in the background.
 
 `accept` is all a provider's request waits for: one insert. `run` applies stored notifications in
-batches, each in its own savepoint, so one that fails rolls back alone; it is tried again later,
-and after `MAX_ATTEMPTS` it is marked unprocessable and kept for an operator. Applying is pure
-database work, so a batch is taken and applied in one transaction: a crash before its commit
-leaves the notifications pending, and they are applied exactly once.
+batches. Applying is pure database work, so a batch is taken and applied in one transaction: a
+crash before its commit leaves the notifications pending, and they are applied exactly once.
+
+A notification that fails rolls back alone: it is tried again later, and after `MAX_ATTEMPTS` it
+is marked unprocessable and kept for an operator. A batch is first applied without savepoints
+(on PostgreSQL each is two round trips); if one of its notifications fails, the batch is rolled
+back and applied again with a savepoint around each.
 """
 
 from __future__ import annotations
@@ -15,13 +18,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 
-from sqlalchemy.exc import IntegrityError, OperationalError
-
 from chatflow.domain.models import Channel, ChannelType, JsonObject
 from chatflow.ids import new_id
 from chatflow.storage import channels as channel_store
 from chatflow.storage import notifications as store
-from chatflow.storage.database import Database, Tx
+from chatflow.storage.database import Database, Tx, is_transient_database_error
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,10 @@ Apply = Callable[[Tx, Channel, bytes], JsonObject]
 
 MAX_ATTEMPTS = 5
 RETRY_BASE_MS = 5_000
+
+
+class _PartFailedError(Exception):
+    """A notification of a batch applied without savepoints failed: roll the batch back."""
 
 
 class Inbox:
@@ -62,7 +67,10 @@ class Inbox:
         """Apply one batch of pending notifications; returns how many were taken."""
         if not await self._database.read(store.any_pending):
             return 0
-        return await self._database.write(self._apply_batch)
+        try:
+            return await self._database.write(lambda tx: self._apply_batch(tx, isolate=False))
+        except _PartFailedError:
+            return await self._database.write(lambda tx: self._apply_batch(tx, isolate=True))
 
     async def drain(self) -> int:
         """Apply until nothing is pending (tests, benchmarks)."""
@@ -86,9 +94,10 @@ class Inbox:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._arrived.wait(), self._poll_seconds)
 
-    def _apply_batch(self, tx: Tx) -> int:
+    def _apply_batch(self, tx: Tx, *, isolate: bool) -> int:
         pending = store.take_pending(tx, limit=self._batch_size)
         channels: dict[str, Channel | None] = {}
+        outcomes: list[store.Outcome] = []
         for notification in pending:
             if notification.channel_id not in channels:
                 channels[notification.channel_id] = channel_store.get_channel(
@@ -98,31 +107,34 @@ class Inbox:
             apply = None if channel is None else self._appliers.get(channel.type)
             attempts = notification.attempts + 1
             if channel is None or apply is None:
-                store.record_outcome(
-                    tx,
-                    notification.id,
-                    status=store.UNPROCESSABLE,
-                    attempts=attempts,
-                    outcome={"error": "no channel to apply it to"},
+                outcomes.append(
+                    store.Outcome(
+                        notification.id,
+                        store.UNPROCESSABLE,
+                        attempts,
+                        {"error": "no channel to apply it to"},
+                    )
                 )
                 continue
             try:
-                with tx.savepoint():
+                with tx.savepoint() if isolate else contextlib.nullcontext():
                     outcome = apply(tx, channel, notification.body)
-            except (IntegrityError, OperationalError):
-                raise  # a race or a lost connection: the whole batch is retried
             except Exception as exc:
+                if is_transient_database_error(exc):
+                    raise  # a race or a lost connection: the whole batch is tried again
+                if not isolate:
+                    raise _PartFailedError from exc
                 log.exception("Notification %s of channel %s failed", notification.id, channel.id)
-                store.record_outcome(
-                    tx,
-                    notification.id,
-                    status=store.UNPROCESSABLE if attempts >= MAX_ATTEMPTS else store.PENDING,
-                    attempts=attempts,
-                    outcome={"error": f"{type(exc).__name__}: {exc}"[:500]},
-                    retry_at=tx.now + RETRY_BASE_MS * 2**attempts,
+                outcomes.append(
+                    store.Outcome(
+                        notification.id,
+                        store.UNPROCESSABLE if attempts >= MAX_ATTEMPTS else store.PENDING,
+                        attempts,
+                        {"error": f"{type(exc).__name__}: {exc}"[:500]},
+                        retry_at=tx.now + RETRY_BASE_MS * 2**attempts,
+                    )
                 )
                 continue
-            store.record_outcome(
-                tx, notification.id, status=store.PROCESSED, attempts=attempts, outcome=outcome
-            )
+            outcomes.append(store.Outcome(notification.id, store.PROCESSED, attempts, outcome))
+        store.record_outcomes(tx, outcomes)
         return len(pending)

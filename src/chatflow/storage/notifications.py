@@ -114,25 +114,35 @@ _FINISH = Query(
 )
 
 
-def record_outcome(
-    tx: Tx,
-    notification_id: str,
-    *,
-    status: str,
-    attempts: int,
-    outcome: JsonObject,
-    retry_at: int | None = None,
-) -> None:
-    tx.run(
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a notification taken from the pending ones."""
+
+    notification_id: str
+    status: str
+    attempts: int
+    outcome: JsonObject
+    retry_at: int | None = None
+    """When a PENDING one may be tried again."""
+
+
+def record_outcomes(tx: Tx, outcomes: list[Outcome]) -> None:
+    """One statement for a batch's outcomes (on PostgreSQL, pipelined: one round trip)."""
+    if not outcomes:
+        return
+    tx.run_many(
         _FINISH,
-        {
-            "id": notification_id,
-            "status": status,
-            "attempts": attempts,
-            "locked_until": retry_at,
-            "processed_at": None if status == PENDING else tx.now,
-            "outcome": json.dumps(outcome),
-        },
+        [
+            {
+                "id": o.notification_id,
+                "status": o.status,
+                "attempts": o.attempts,
+                "locked_until": o.retry_at,
+                "processed_at": None if o.status == PENDING else tx.now,
+                "outcome": json.dumps(o.outcome),
+            }
+            for o in outcomes
+        ],
     )
 
 

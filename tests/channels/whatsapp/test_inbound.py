@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from chatflow.channels.inbox import MAX_ATTEMPTS, RETRY_BASE_MS, Inbox
+from chatflow.channels.whatsapp.process import apply_notification
 from chatflow.channels.whatsapp.signature import signature_matches, signature_of
 from chatflow.clock import to_millis
 from chatflow.domain.models import Channel, ChannelType, JsonObject
@@ -355,5 +356,38 @@ def test_a_notification_that_fails_to_apply_is_retried_then_kept_unprocessable(
     [stored] = whatsapp.notifications()
     assert stored.status == "unprocessable" and stored.attempts == MAX_ATTEMPTS
     assert "a bug in applying" in stored.outcome
-    assert len(calls) == MAX_ATTEMPTS
+    # Each attempt: once in the batch without savepoints, then alone in its own.
+    assert len(calls) == 2 * MAX_ATTEMPTS
     assert whatsapp.org.events(type="message.created") == [], "its effects rolled back"
+
+
+def test_a_failing_notification_rolls_back_alone_and_the_rest_of_its_batch_applies(
+    whatsapp: WhatsApp,
+) -> None:
+    first, failing, last = (whatsapp.customer() for _ in range(3))
+
+    def fails_after_writing(tx: Tx, channel: Channel, body: bytes) -> JsonObject:
+        outcome = apply_notification(tx, channel, body)
+        if failing.encode() in body:
+            raise RuntimeError("a bug in applying")
+        return outcome
+
+    inbox = Inbox(whatsapp.org.database, {ChannelType.WHATSAPP: fails_after_writing})
+    for wa_id in (first, failing, last):
+        assert whatsapp.post(text_message(f"Hi from {wa_id}", wa_id=wa_id)).status_code == 200
+    assert whatsapp.client.portal is not None
+    assert whatsapp.client.portal.call(inbox.apply_pending) == 3
+
+    stored = whatsapp.notifications()
+    assert [(n.status, n.attempts) for n in stored] == [
+        ("processed", 1),
+        ("pending", 1),
+        ("processed", 1),
+    ]
+    assert "a bug in applying" in stored[1].outcome
+    for wa_id in (first, last):
+        [message] = whatsapp.messages(whatsapp.chatroom_of(wa_id)["id"])
+        assert message["text"] == f"Hi from {wa_id}"
+    failing_contacts = whatsapp.org.api.ok("GET", "/v1/contacts", params={"phone": "+" + failing})
+    assert failing_contacts["data"] == [], "the failing one's contact rolled back with it"
+    assert len(whatsapp.org.events(type="message.created")) == 2

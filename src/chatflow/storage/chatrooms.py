@@ -53,21 +53,25 @@ def _participant(row: Any) -> Participant:
     )
 
 
+_INSERT = Query(chatrooms.insert().values({c.name: param(c.name) for c in chatrooms.c}))
+
+
 def insert_chatroom(tx: Tx, chatroom: Chatroom) -> None:
-    tx.execute(
-        chatrooms.insert().values(
-            id=chatroom.id,
-            org_id=chatroom.org_id,
-            contact_id=chatroom.contact_id,
-            channel_id=chatroom.channel_id,
-            status=chatroom.status.value,
-            created_at=chatroom.created_at,
-            closed_at=chatroom.closed_at,
-            last_activity_at=chatroom.last_activity_at,
-            bump_key=chatroom.bump_key,
-            window_expires_at=chatroom.window_expires_at,
-            event_seq=chatroom.event_seq,
-        )
+    tx.run(
+        _INSERT,
+        {
+            "id": chatroom.id,
+            "org_id": chatroom.org_id,
+            "contact_id": chatroom.contact_id,
+            "channel_id": chatroom.channel_id,
+            "status": chatroom.status.value,
+            "created_at": chatroom.created_at,
+            "closed_at": chatroom.closed_at,
+            "last_activity_at": chatroom.last_activity_at,
+            "bump_key": chatroom.bump_key,
+            "window_expires_at": chatroom.window_expires_at,
+            "event_seq": chatroom.event_seq,
+        },
     )
 
 

@@ -27,6 +27,8 @@ stream's reads, idle timers.
 - **whatsapp-inbound**: Meta-signed text notifications from `--customers` customers in turn
   (each already has a contact and chatroom, as in `bench.whatsapp_inbound`), answered 200 and
   applied; done when no notification is pending and `--settle` seconds have passed.
+- **whatsapp-new-customer**: the same, each from a customer writing for the first time, who
+  becomes a contact with a chatroom.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from chatflow.storage.database import driver_url
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
-SCENARIOS = ("send-message", "whatsapp-inbound")
+SCENARIOS = ("send-message", "whatsapp-inbound", "whatsapp-new-customer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     source = _source()
     print(f"\nchatflow from {source}, on {options.database}")
-    print(f"{'scenario':<18} {'requests':>8} {'instructions':>16} {'per request':>12}")
+    print(f"{'scenario':<22} {'requests':>8} {'instructions':>16} {'per request':>12}")
     for count in counts:
         print(
-            f"{count.scenario:<18} {count.requests:>8,} {count.instructions:>16,} "
+            f"{count.scenario:<22} {count.requests:>8,} {count.instructions:>16,} "
             f"{count.per_request:>12,.0f}"
         )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -194,6 +196,8 @@ def _run(options: argparse.Namespace, workdir: Path, url: str, database: sa.Engi
                     client.post(paths[n % len(paths)], content=message, headers=auth), 201
                 ),
                 "whatsapp-inbound": lambda n: notify(n % options.customers, n),
+                # Customers after the first `--customers`: each writes for the first time.
+                "whatsapp-new-customer": lambda n: notify(options.customers + n, n),
             }
             for scenario in SCENARIOS:
                 counts.append(

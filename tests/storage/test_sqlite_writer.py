@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,28 @@ def test_a_write_waits_for_a_lock_another_process_holds_without_stalling_the_loo
     other.close()
     assert (ticks, written) == (20, "org_waited")
     assert _org_ids(sqlite_db) == ["org_free", "org_waited"]
+
+
+def test_two_event_loops_writing_at_once_neither_wedges_the_writer(sqlite_db: Database) -> None:
+    """The group commit belongs to one loop; another loop's writes go through a thread."""
+    sqlite_db.start()
+    failures: list[BaseException] = []
+
+    def lane(name: str) -> None:
+        async def writes() -> None:
+            await asyncio.gather(*(sqlite_db.write(_add_org(f"{name}_{i}")) for i in range(150)))
+
+        try:
+            asyncio.run(writes())
+        except BaseException as exc:  # reported below: a thread's exception is otherwise lost
+            failures.append(exc)
+
+    lanes = [threading.Thread(target=lane, args=(f"l{k}",), daemon=True) for k in range(2)]
+    for thread in lanes:
+        thread.start()
+    for thread in lanes:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in lanes), "a writer wedged"
+    assert failures == []
+    assert len(_org_ids(sqlite_db)) == 300
+    sqlite_db.close()

@@ -332,6 +332,10 @@ class _SqliteWriter:
     `write_sync` (another thread) takes it for a transaction of its own in between. BEGIN and
     COMMIT run as tasks that no caller can cancel, so a request cancelled while it waits never
     leaves a transaction open, or the lock held, with nobody to finish it.
+
+    The group-commit state belongs to one event loop (the server has one). A write from another
+    loop (tests drive one database from several) runs as `write_sync` on a thread: two loops
+    sharing the open transaction and its futures wedged the writer.
     """
 
     def __init__(self, database: Database, conn: Connection) -> None:
@@ -352,11 +356,22 @@ class _SqliteWriter:
         self._waiting = 0
         """Callers waiting for a transaction to run their job in."""
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop whose writes are grouped; taken by the first, or the next once it closed."""
 
     async def write(
         self, work: Callable[[Tx], T], after_commit: Callable[[Hooks, list[Event]], None]
     ) -> T:
         loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            home = self._loop
+            idle = self._transaction is None and self._turn is None and not self._tasks
+            if home is None or (home.is_closed() and idle):
+                self._loop = loop
+            else:
+                result, hooks, events = await loop.run_in_executor(None, self.write_sync, work)
+                after_commit(hooks, events)
+                return result
         self._waiting += 1
         try:
             while self._transaction is None or self._turn is not None:

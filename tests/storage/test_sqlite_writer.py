@@ -217,6 +217,28 @@ def _org_ids_of(tx: Tx) -> list[str]:
     return [r.id for r in tx.execute(sa.select(organizations.c.id).order_by("id"))]
 
 
+def test_begin_runs_on_the_loop_when_the_write_lock_is_free(sqlite_db: Database) -> None:
+    """No thread hop for BEGIN IMMEDIATE when nobody else holds the lock."""
+    begun_on: list[int] = []
+
+    def trace(statement: str) -> None:
+        if statement.startswith("BEGIN"):
+            begun_on.append(threading.get_ident())
+
+    async def scenario() -> int:
+        sqlite_db.start()
+        try:
+            writer = sqlite_db._sqlite
+            assert writer is not None
+            writer._driver.set_trace_callback(trace)
+            await sqlite_db.write(_add_org("org_a"))
+            return threading.get_ident()
+        finally:
+            sqlite_db.close()
+
+    assert begun_on == [asyncio.run(scenario())]
+
+
 def test_a_write_waits_for_a_lock_another_process_holds_without_stalling_the_loop(
     sqlite_db: Database, tmp_path: Path
 ) -> None:

@@ -7,9 +7,9 @@ Every use case is a synchronous function of a `Tx` that runs whole inside one tr
   that fails rolls back alone. The transaction commits as soon as the loop has run the jobs that
   were ready (group commit): the COMMIT and its fsync run on a thread, jobs arriving meanwhile
   wait and go into the next transaction, and every job's caller resumes only once its transaction
-  has committed. BEGIN IMMEDIATE also runs on a thread, since another process (a worker) may hold
-  the write lock. Reads run on the loop too, on their own connection, in the driver's own
-  transaction: WAL never blocks them.
+  has committed. BEGIN IMMEDIATE runs on the loop when the write lock is free, and on a thread
+  when another process (a worker) or `write_sync` holds it. Reads run on the loop too, on their
+  own connection, in the driver's own transaction: WAL never blocks them.
 - **PostgreSQL** runs each write in its own transaction on a pooled connection, on a thread, and
   retries it on serialization failures, deadlocks and unique races. Reads run on threads too, in
   autocommit: at PostgreSQL's READ COMMITTED each statement sees its own snapshot anyway.
@@ -41,6 +41,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _PG_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
+_BUSY_TIMEOUT_MS = 30_000
 _PG_ATTEMPTS = 4
 
 Hooks = list[Callable[[], None]]
@@ -420,7 +421,10 @@ class _SqliteWriter:
 
     async def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
-            self._transaction = await loop.run_in_executor(None, self._begin_on_thread)
+            transaction = self._begin_if_free()
+            if transaction is None:
+                transaction = await loop.run_in_executor(None, self._begin_on_thread)
+            self._transaction = transaction
             self._committed = loop.create_future()
             self._generation += 1
             if self._waiting == 0:
@@ -430,6 +434,28 @@ class _SqliteWriter:
                 self._schedule_commit(loop)
         finally:
             self._turn = None
+
+    def _begin_if_free(self) -> RootTransaction | None:
+        """BEGIN IMMEDIATE right here when nobody holds the write lock: no thread hop, no GIL
+        hand-over. None when `write_sync` or another process holds it: waiting for it is a
+        thread's job, so the loop never sleeps in SQLite's busy handler."""
+        if not self._owner.acquire(blocking=False):
+            return None
+        try:
+            self._driver.execute("PRAGMA busy_timeout=0")
+            try:
+                self._driver.execute("BEGIN IMMEDIATE")
+            finally:
+                self._driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            return self._conn.begin()  # the begin hook finds the transaction open
+        except BaseException as exc:
+            if self._driver.in_transaction:
+                self._driver.execute("ROLLBACK")
+            self._owner.release()
+            busy = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if isinstance(exc, sqlite3.OperationalError) and exc.sqlite_errorcode in busy:
+                return None
+            raise
 
     def _begin_on_thread(self) -> RootTransaction:
         self._owner.acquire()
@@ -576,7 +602,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         # SAVEPOINTs behave as written.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         # FULL: a commit survives power loss; group commit keeps its fsync cheap per request.
@@ -591,10 +617,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         # SQLITE_BUSY when it upgrades from reading to writing.
         driver = conn.connection.driver_connection
         assert driver is not None
-        if writer:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif not driver.in_transaction:  # begun already by `Database._read_on_loop`
-            conn.exec_driver_sql("BEGIN")
+        # Begun already, on the driver: by `_SqliteWriter._begin_if_free` (a writer) or by
+        # `Database._read_on_loop` (a reader).
+        if driver.in_transaction:
+            return
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
 

@@ -595,8 +595,10 @@ def checks_for(bench: Bench, backend: str) -> list[Check]:
         # minutes, so the median pair says more than any one point.
         pairs = [(s.rps, b.rps, s.errors + b.errors) for s, b in zip(sends, own, strict=True)]
     else:
-        # PostgreSQL's run has no baseline of its own: the SQLite run's median.
-        others = [p.rps for p in bench.points if p.scenario == BASELINE_INSERT]
+        # PostgreSQL's run has no baseline of its own: the SQLite run's median at `c`.
+        others = [
+            p.rps for p in bench.points if p.scenario == BASELINE_INSERT and p.concurrency == c
+        ]
         base = statistics.median(others) if others else 0.0
         pairs = [(s.rps, base, s.errors) for s in sends]
     pairs = [pair for pair in pairs if pair[1] > 0]

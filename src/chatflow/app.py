@@ -31,6 +31,7 @@ from chatflow.config import Settings
 from chatflow.events.bus import create_bus
 from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
+from chatflow.services.provider_channels import ProviderChannels
 from chatflow.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def create_app(
             max_pending=settings.stream_max_pending,
         ),
         channel_rules=rules_of,
+        provider_channels=ProviderChannels(db, settings.auth_cache_seconds),
     )
     db.on_commit(runtime.bus.announce)
     channel_work = channel_context(settings, clock, db, runtime.bus)

@@ -26,9 +26,9 @@ class Settings(BaseSettings):
     )
     auth_cache_seconds: float = Field(
         default=5.0,
-        description="How long a verified token is trusted before it is checked again; a "
-        "revocation takes effect at once in the process that made it, and within this time in "
-        "others.",
+        description="How long a verified token, or a channel's secrets for its provider's "
+        "webhook, is trusted before it is read again; a revocation or a change takes effect at "
+        "once in the process that made it, and within this time in others.",
     )
     webhook_allowed_networks: str = Field(
         default="",

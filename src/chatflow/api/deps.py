@@ -15,6 +15,7 @@ from chatflow.events.bus import EventBus
 from chatflow.live.hub import StreamHub
 from chatflow.services.authenticator import Authenticator
 from chatflow.services.channels import ChannelRulebook
+from chatflow.services.provider_channels import ProviderChannels
 from chatflow.storage.database import Database
 from chatflow.webhooks.guard import UrlGuard
 from chatflow.webhooks.sender import WebhookSender
@@ -35,6 +36,7 @@ class Runtime:
     webhook_sender: WebhookSender
     hub: StreamHub
     channel_rules: ChannelRulebook
+    provider_channels: ProviderChannels
 
 
 # Every dependency is `async def`: FastAPI runs plain functions in a thread pool, a thread hop

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from chatflow.channels.inbox import MAX_ATTEMPTS, RETRY_BASE_MS, Inbox
 from chatflow.channels.whatsapp.process import apply_notification
 from chatflow.channels.whatsapp.signature import signature_matches, signature_of
@@ -18,10 +20,12 @@ from tests.factories import expect_problem
 from tests.whatsapp_payloads import (
     batch,
     button_tap,
+    encode,
     image_message,
     interactive_button_reply,
     interactive_list_reply,
     reaction_message,
+    sign,
     status_update,
     template_status_update,
     text_message,
@@ -64,6 +68,49 @@ def test_a_bad_signature_is_refused_and_nothing_is_stored(whatsapp: WhatsApp) ->
     expect_problem(whatsapp.post(payload, signature=""), 401, "signature_mismatch")
     assert whatsapp.notifications() == []
     assert whatsapp.org.events(type="message.created") == []
+
+
+def test_a_rotated_app_secret_is_honoured_at_once(
+    whatsapp: WhatsApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The channel and its secrets are cached for the webhook; a new secret still counts at once,
+    whether it was set through this process (which forgets the cached one) or another (whose
+    change this process finds when the signature does not match the cached secret)."""
+    runtime = whatsapp.client.app.state.runtime  # type: ignore[attr-defined]
+    monkeypatch.setattr(runtime.provider_channels, "cache_seconds", 600.0)
+    payload = text_message("Hello", wa_id=whatsapp.customer())
+    assert whatsapp.post(payload).status_code == 200  # the channel is cached now
+
+    whatsapp.org.api.ok(
+        "PATCH", f"/v1/channels/{whatsapp.channel['id']}", {"config": {"app_secret": "rotated"}}
+    )
+    body = encode(text_message("Again", wa_id=whatsapp.customer()))
+    expect_problem(whatsapp.post(body), 401, "signature_mismatch")
+    assert whatsapp.post(body, signature=sign(body, "rotated")).status_code == 200
+
+    _set_app_secret_elsewhere(whatsapp, "rotated again")
+    body = encode(text_message("Once more", wa_id=whatsapp.customer()))
+    assert whatsapp.post(body, signature=sign(body, "rotated again")).status_code == 200
+    expect_problem(whatsapp.post(body, signature=sign(body, "rotated")), 401, "signature_mismatch")
+    assert len(whatsapp.notifications()) == 3
+
+
+def _set_app_secret_elsewhere(whatsapp: WhatsApp, secret: str) -> None:
+    """As another server process would: in the database, unseen by this process's cache."""
+    import json
+
+    import sqlalchemy as sa
+
+    from chatflow.storage.tables import channels
+
+    where = channels.c.id == whatsapp.channel["id"]
+    stored = whatsapp.org.database.read_sync(
+        lambda tx: tx.execute(sa.select(channels.c.secrets).where(where)).scalar_one()
+    )
+    secrets = {**json.loads(stored), "app_secret": secret}
+    whatsapp.org.database.write_sync(
+        lambda tx: tx.execute(channels.update().where(where).values(secrets=json.dumps(secrets)))
+    )
 
 
 def test_a_notification_is_stored_and_answered_before_it_is_applied(whatsapp: WhatsApp) -> None:

@@ -66,7 +66,7 @@ async def update_channel(
     db: Db,
     runtime: RuntimeDep,
 ) -> Response:
-    return await write(
+    response = await write(
         request,
         db,
         actor,
@@ -81,3 +81,6 @@ async def update_channel(
         ),
         lambda channel: (200, ChannelRead.of(channel)),
     )
+    # New secrets take effect at once for the provider's calls to this process.
+    runtime.provider_channels.forget(channel_id)
+    return response

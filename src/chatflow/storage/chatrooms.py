@@ -19,7 +19,7 @@ from chatflow.domain.models import (
     Participant,
 )
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import InQuery, Query, param
+from chatflow.storage.sql import InQuery, Query, insert_row, param
 from chatflow.storage.tables import chatrooms, participants, pending_assignments
 
 
@@ -53,7 +53,7 @@ def _participant(row: Any) -> Participant:
     )
 
 
-_INSERT = Query(chatrooms.insert().values({c.name: param(c.name) for c in chatrooms.c}))
+_INSERT = insert_row(chatrooms)
 
 
 def insert_chatroom(tx: Tx, chatroom: Chatroom) -> None:

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from chatflow.domain.models import Contact, ContactId, OrganizationId
 from chatflow.storage import json
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import Query, param
+from chatflow.storage.sql import Query, insert_row, param
 from chatflow.storage.tables import contacts
 
 
@@ -44,7 +44,7 @@ def _values(contact: Contact) -> dict[str, Any]:
     }
 
 
-_INSERT = Query(contacts.insert().values({c.name: param(c.name) for c in contacts.c}))
+_INSERT = insert_row(contacts)
 
 
 def insert_contact(tx: Tx, contact: Contact) -> None:

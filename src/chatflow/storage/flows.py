@@ -10,7 +10,7 @@ from chatflow.domain.flows.records import Flow, FlowRun, FlowVersion, RunStatus,
 from chatflow.domain.models import OrganizationId
 from chatflow.storage import json
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import InQuery, Query, param
+from chatflow.storage.sql import InQuery, Query, insert_row, param
 from chatflow.storage.tables import flow_run_steps as _steps
 from chatflow.storage.tables import flow_runs as _runs
 from chatflow.storage.tables import flow_versions as _versions
@@ -241,7 +241,7 @@ def _run_values(run: FlowRun) -> dict[str, Any]:
     }
 
 
-_INSERT_RUN = Query(_runs.insert().values({c.name: param(c.name) for c in _runs.columns}))
+_INSERT_RUN = insert_row(_runs)
 _SAVE_RUN = Query(
     _runs.update()
     .where(_runs.c.id == param("id"))
@@ -411,7 +411,7 @@ def prune_runs(tx: Tx, *, ended_before: int, limit: int = 1000) -> int:
 
 # -- steps --------------------------------------------------------------------------------------
 
-_INSERT_STEP = Query(_steps.insert().values({c.name: param(c.name) for c in _steps.columns}))
+_INSERT_STEP = insert_row(_steps)
 
 
 def insert_steps(tx: Tx, steps: list[RunStep]) -> None:

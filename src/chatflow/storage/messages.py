@@ -20,7 +20,7 @@ from chatflow.domain.models import (
 )
 from chatflow.storage import json
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import Query, param
+from chatflow.storage.sql import Query, insert_row, param
 from chatflow.storage.tables import messages
 
 
@@ -51,7 +51,7 @@ def _message(row: Any) -> Message:
     )
 
 
-_INSERT = Query(messages.insert().values({c.name: param(c.name) for c in messages.c}))
+_INSERT = insert_row(messages)
 
 
 def insert_message(tx: Tx, message: Message) -> None:

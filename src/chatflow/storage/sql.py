@@ -162,3 +162,8 @@ def _among_list(length: int) -> Among:
 
 def param(name: str) -> sa.BindParameter[Any]:
     return sa.bindparam(name)
+
+
+def insert_row(table: sa.Table) -> Query:
+    """An insert of one whole row, each column bound as a parameter of its own name."""
+    return Query(table.insert().values({c.name: param(c.name) for c in table.columns}))

@@ -291,3 +291,40 @@ def test_two_event_loops_writing_at_once_neither_wedges_the_writer(sqlite_db: Da
     assert failures == []
     assert len(_org_ids(sqlite_db)) == 300
     sqlite_db.close()
+
+
+def _write_syscalls_of_this_thread() -> int:
+    io = Path(f"/proc/self/task/{threading.get_native_id()}/io")
+    if not io.exists():
+        pytest.skip("needs Linux's per-thread I/O accounting")
+    for line in io.read_text().splitlines():
+        if line.startswith("syscw:"):
+            return int(line.split()[1])
+    raise AssertionError("no syscw line")
+
+
+def test_jobs_keep_their_savepoint_journals_in_memory(sqlite_db: Database) -> None:
+    """Each job of a group runs in a savepoint; what it changes is journaled so it can roll back
+    alone. That journal must not go to a temporary file: it was three quarters of a send's
+    write syscalls. The loop's thread, where jobs run, writes nothing; the commit writes the WAL
+    on its own thread."""
+    sqlite_db.write_sync(
+        lambda tx: tx.conn.execute(
+            organizations.insert(),
+            [{"id": f"org_{i:05}", "name": "x" * 200, "created_at": 0} for i in range(2000)],
+        )
+    )
+
+    def rename_all(tx: Tx) -> None:
+        tx.execute(organizations.update().values(name="y" * 200))
+
+    async def scenario() -> int:
+        sqlite_db.start()
+        try:
+            before = _write_syscalls_of_this_thread()
+            await asyncio.gather(*(sqlite_db.write(rename_all) for _ in range(3)))
+            return _write_syscalls_of_this_thread() - before
+        finally:
+            sqlite_db.close()
+
+    assert asyncio.run(scenario()) == 0

@@ -607,6 +607,10 @@ def _sqlite_engine(url: str, *, writer: bool) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         # FULL: a commit survives power loss; group commit keeps its fsync cheap per request.
         cursor.execute("PRAGMA synchronous=FULL")
+        # Savepoints' and statements' journals in memory, not in temporary files: every job of
+        # a group commit runs in a savepoint, and its journal written to a file was three
+        # quarters of a send's write syscalls (41 a send against 11) and 13 % of its CPU.
+        cursor.execute("PRAGMA temp_store=MEMORY")
         if writer:
             cursor.execute("PRAGMA wal_autocheckpoint=0")  # see _Checkpointer
         cursor.close()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import (
     SESSION_COOKIE,
     CurrentActor,
@@ -27,7 +28,7 @@ from chatflow.services import accounts
 from chatflow.services.passwords import hash_password, verify_password
 from chatflow.views import AgentRead, ApiKeyCreated, ApiKeyRead, OrganizationRead
 
-router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=CompiledRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
 
 @router.post("/auth/login", response_model=schemas.SessionRead, tags=["auth"])

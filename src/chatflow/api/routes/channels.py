@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit, RuntimeDep
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
@@ -13,7 +14,9 @@ from chatflow.domain.models import ChannelType
 from chatflow.services import channels
 from chatflow.views import ChannelRead
 
-router = APIRouter(prefix="/v1/channels", tags=["channels"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute, prefix="/v1/channels", tags=["channels"], responses=PROBLEM_RESPONSES
+)
 
 
 @router.post("", status_code=201, response_model=ChannelRead)

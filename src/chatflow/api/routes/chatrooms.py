@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
@@ -17,7 +18,12 @@ from chatflow.domain.templates import TemplateVariables
 from chatflow.services import chatrooms, messages
 from chatflow.views import ChatroomCreated, ChatroomListEntry, ChatroomRead, MessageRead
 
-router = APIRouter(prefix="/v1/chatrooms", tags=["chatrooms"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute,
+    prefix="/v1/chatrooms",
+    tags=["chatrooms"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post(

@@ -8,13 +8,16 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
 from chatflow.services import contacts
 from chatflow.views import ContactRead
 
-router = APIRouter(prefix="/v1/contacts", tags=["contacts"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute, prefix="/v1/contacts", tags=["contacts"], responses=PROBLEM_RESPONSES
+)
 
 
 def _fields(body: schemas.ContactCreate) -> contacts.ContactFields:

@@ -7,13 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import page_response
 from chatflow.services import events
 from chatflow.views import EventRead
 
-router = APIRouter(prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute, prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES
+)
 
 
 @router.get("")

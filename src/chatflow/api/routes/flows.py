@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import JSON, json_response, page_response, write
@@ -31,7 +32,7 @@ from chatflow.views import (
     ValidationRead,
 )
 
-router = APIRouter(tags=["flows"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=CompiledRoute, tags=["flows"], responses=PROBLEM_RESPONSES)
 FLOWS = "/v1/flows"
 TEST_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 RunStatusQuery = Annotated[

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
@@ -15,7 +16,12 @@ from chatflow.domain.models import TemplateStatus
 from chatflow.services import templates
 from chatflow.views import TemplateRead
 
-router = APIRouter(prefix="/v1/templates", tags=["templates"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute,
+    prefix="/v1/templates",
+    tags=["templates"],
+    responses=PROBLEM_RESPONSES,
+)
 
 
 @router.post("", status_code=201, response_model=TemplateRead)

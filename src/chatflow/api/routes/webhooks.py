@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Cursor, Db, Limit, RuntimeDep
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
@@ -22,7 +23,7 @@ from chatflow.views import (
     WebhookRecovery,
 )
 
-router = APIRouter(tags=["webhooks"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=CompiledRoute, tags=["webhooks"], responses=PROBLEM_RESPONSES)
 ENDPOINTS = "/v1/webhook-endpoints"
 
 

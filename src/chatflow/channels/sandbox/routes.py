@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from chatflow.api import schemas
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Db
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import write
@@ -16,7 +17,9 @@ from chatflow.clock import to_millis
 from chatflow.domain.errors import ValidationError
 from chatflow.views import MessageRead
 
-router = APIRouter(prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEM_RESPONSES)
+router = APIRouter(
+    route_class=CompiledRoute, prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEM_RESPONSES
+)
 
 
 def _timestamp(value: str | None) -> int | None:

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import Db, Runtime, bearer_token
 from chatflow.api.live_socket import (
     CLOSE_INVALID_CURSOR,
@@ -57,7 +58,7 @@ from chatflow.storage import accounts as account_store
 from chatflow.storage.database import Tx
 from chatflow.views import MessageRead, View, VisitorMessageRead
 
-router = APIRouter(tags=["web chat"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=CompiledRoute, tags=["web chat"], responses=PROBLEM_RESPONSES)
 
 CLOSE_NOT_FOUND = 4404
 AUTH_TIMEOUT_SECONDS = 10.0

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.responses import PlainTextResponse, Response
 
+from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Db, Runtime, RuntimeDep
-from chatflow.api.direct_route import DirectRoute
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response
 from chatflow.api.schemas import Body
@@ -37,7 +37,7 @@ MAX_NOTIFICATION_BYTES = 1024 * 1024
 _TEMPLATE_PAGE = "100"
 _MAX_TEMPLATE_PAGES = 50
 
-router = APIRouter(tags=["whatsapp"], responses=PROBLEM_RESPONSES)
+router = APIRouter(route_class=CompiledRoute, tags=["whatsapp"], responses=PROBLEM_RESPONSES)
 
 
 async def _whatsapp_channel(
@@ -65,6 +65,7 @@ async def verify_webhook(
     return PlainTextResponse(challenge)
 
 
+@router.post("/channels/whatsapp/{channel_id}/webhook")
 async def receive_notification(request: Request, channel_id: str) -> Response:
     """A signed notification from Meta: checked on the raw body, stored, answered 200 at once;
     it is applied in the background. A bad signature stores nothing (401)."""
@@ -84,16 +85,6 @@ async def receive_notification(request: Request, channel_id: str) -> Response:
     context: ChannelContext = request.app.state.channels
     await context.inbox.accept(channel, body)
     return Response(b'{"status":"received"}', 200, media_type="application/json")
-
-
-# Meta calls this for every message, status and template change of the channel: a direct route,
-# without FastAPI's dependency solving and response wrapping (`api/direct_route.py`).
-router.add_api_route(
-    "/channels/whatsapp/{channel_id}/webhook",
-    receive_notification,
-    methods=["POST"],
-    route_class_override=DirectRoute,
-)
 
 
 # -- templates on the WhatsApp Business Account ----------------------------------------------

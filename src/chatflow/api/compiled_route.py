@@ -1,0 +1,232 @@
+"""Routes whose request handling is worked out once, at start, instead of on every request.
+
+For every request FastAPI reads the body, parses its content type with the `email` package,
+solves the dependencies in general (caches, scopes, exit stacks), validates every parameter and
+wraps the response: on `POST /v1/chatrooms/{id}/messages` that was a quarter of the server's
+time, more than the SQL of the send (`docs/benchmarks.md`). A `CompiledRoute` is an `APIRoute`
+(the OpenAPI document, the matching and the errors are FastAPI's) that looks at its endpoint once
+and, when every parameter is of a kind it knows, answers the common request itself:
+
+- path parameters typed `str` are taken as they are; other path and query parameters are
+  validated by FastAPI's own function for them;
+- dependencies are `async def` functions of the Request alone (the caller, the database), called
+  directly;
+- a JSON body is validated by its pydantic type straight from the bytes;
+- the endpoint is `async` and returns a Response.
+
+Anything else about a request (a body that is not `application/json`, invalid JSON, a value that
+does not validate, a dependency override in force) goes to FastAPI's own handler for the route,
+with the body replayed, so every error is the one FastAPI would give. Nothing is called before that
+decision, so a request is never half handled by both. A route with a parameter of another kind
+is left to FastAPI whole (`compiled` is False).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from fastapi._compat import ModelField
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import get_typed_return_annotation, request_params_to_args
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Dependency = tuple[str, Callable[..., Awaitable[Any]], str]
+"""A dependency's parameter name, its function, and the name its Request is passed as."""
+
+
+class _UncommonRequestError(Exception):
+    """The request goes to FastAPI's own handler."""
+
+
+class CompiledRoute(APIRoute):
+    compiled: bool
+    """Whether common requests are answered without FastAPI's per-request machinery."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        plan = _plan(self)
+        self.compiled = plan is not None
+        if plan is not None:
+            self.app = plan.asgi(self.app)
+
+
+class _Plan:
+    def __init__(
+        self,
+        endpoint: Callable[..., Awaitable[Response]],
+        *,
+        plain_path: Sequence[str],
+        typed_path: Sequence[ModelField],
+        query: Sequence[ModelField],
+        dependencies: Sequence[Dependency],
+        request_name: str | None,
+        body: tuple[str, TypeAdapter[Any], bool, Any] | None,
+        overrides: Any,
+    ) -> None:
+        self.endpoint = endpoint
+        self.overrides = overrides
+        """What FastAPI reads dependency overrides from (the app), if the route has it."""
+        self.plain_path = tuple(plain_path)
+        self.typed_path = list(typed_path)
+        self.query = list(query)
+        self.dependencies = tuple(dependencies)
+        self.request_name = request_name
+        self.body = body
+
+    def asgi(self, fastapi_app: ASGIApp) -> ASGIApp:
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive, send)
+            try:
+                values = await self._values(request)
+            except _UncommonRequestError:
+                await fastapi_app(scope, _replaying(request, receive), send)
+                return
+            for name, call, request_param in self.dependencies:
+                values[name] = await call(**{request_param: request})
+            response = await self.endpoint(**values)
+            await response(scope, receive, send)
+
+        return app
+
+    async def _values(self, request: Request) -> dict[str, Any]:
+        """The endpoint's arguments but the dependencies', or `_UncommonRequestError`."""
+        if self.overrides is not None and self.overrides.dependency_overrides:
+            raise _UncommonRequestError
+        values: dict[str, Any] = {}
+        if self.body is not None:
+            name, adapter, required, default = self.body
+            raw = await request.body()
+            if not raw:
+                if required:
+                    raise _UncommonRequestError
+                values[name] = default
+            elif _is_plain_json(request.headers.get("content-type")):
+                try:
+                    values[name] = adapter.validate_json(raw)
+                except PydanticValidationError:
+                    raise _UncommonRequestError from None
+            else:
+                raise _UncommonRequestError
+        path_params = request.scope["path_params"]
+        for name in self.plain_path:
+            values[name] = path_params[name]
+        for fields, received in (
+            (self.typed_path, path_params),
+            (self.query, request.query_params),
+        ):
+            if fields:
+                validated, errors = request_params_to_args(fields, received)
+                if errors:
+                    raise _UncommonRequestError
+                values.update(validated)
+        if self.request_name is not None:
+            values[self.request_name] = request
+        return values
+
+
+def _is_plain_json(content_type: str | None) -> bool:
+    """`application/json`, with or without parameters: what FastAPI reads as JSON for sure."""
+    if content_type is None:
+        return False
+    return content_type.partition(";")[0].strip().lower() == "application/json"
+
+
+def _replaying(request: Request, receive: Receive) -> Receive:
+    """`receive` for FastAPI's handler: the body again, if this handler has read it."""
+    body: bytes | None = getattr(request, "_body", None)
+    if body is None:
+        return receive
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _has_nothing_else(dependant: Dependant) -> bool:
+    """No parameter kinds this handler does not know (headers, cookies, responses, tasks…)."""
+    return not (
+        dependant.header_params
+        or dependant.cookie_params
+        or dependant.websocket_param_name
+        or dependant.http_connection_param_name
+        or dependant.response_param_name
+        or dependant.background_tasks_param_name
+        or dependant.security_scopes_param_name
+    )
+
+
+def _dependency(sub: Dependant) -> Dependency | None:
+    call = sub.call
+    if (
+        sub.name is None
+        or call is None
+        or not inspect.iscoroutinefunction(call)
+        or sub.request_param_name is None
+        or sub.dependencies
+        or sub.path_params
+        or sub.query_params
+        or sub.body_params
+        or not _has_nothing_else(sub)
+    ):
+        return None
+    return sub.name, call, sub.request_param_name
+
+
+def _plan(route: APIRoute) -> _Plan | None:
+    dependant = route.dependant
+    endpoint = dependant.call
+    returns = get_typed_return_annotation(endpoint) if endpoint is not None else None
+    if (
+        endpoint is None
+        or not inspect.iscoroutinefunction(endpoint)
+        or not (inspect.isclass(returns) and issubclass(returns, Response))
+        or route.max_body_size is not None
+        or not _has_nothing_else(dependant)
+    ):
+        return None
+    dependencies = [_dependency(sub) for sub in dependant.dependencies]
+    calls = [d[1] for d in dependencies if d is not None]
+    if None in dependencies or len(set(calls)) != len(calls):
+        return None  # FastAPI calls a repeated dependency once per request
+    body = None
+    if dependant.body_params:
+        field = route.body_field
+        if (
+            route._embed_body_fields
+            or field is None
+            or field.field_info.annotation is None
+            or len(dependant.body_params) != 1
+        ):
+            return None
+        required = field.field_info.is_required()
+        body = (field.name, TypeAdapter(field.field_info.annotation), required, field.default)
+    plain_path = [f.name for f in dependant.path_params if _plain_string(f)]
+    return _Plan(
+        endpoint,
+        plain_path=plain_path,
+        typed_path=[f for f in dependant.path_params if f.name not in plain_path],
+        query=dependant.query_params,
+        dependencies=[d for d in dependencies if d is not None],
+        request_name=dependant.request_param_name,
+        body=body,
+        overrides=route.dependency_overrides_provider,
+    )
+
+
+def _plain_string(field: ModelField) -> bool:
+    """A `str` with no constraints and no alias: valid as it comes."""
+    info = field.field_info
+    return info.annotation is str and not info.metadata and field.alias == field.name

@@ -3,8 +3,10 @@ strictly increasing within the process."""
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import warnings
 
 from chatflow.ids import IdGenerator, is_valid_id
 
@@ -43,3 +45,24 @@ def test_the_encoding_round_trips_the_whole_range() -> None:
         assert len(encoded) == 26 and _decode(encoded) == value
     assert _encode(0) == "0" * 26
     assert _encode((1 << 128) - 1) == "7" + "z" * 25
+
+
+def test_a_forked_process_draws_other_random_bits_than_its_parent() -> None:
+    """`chatflow serve --workers N` forks: two processes must never make the same ids."""
+    generator = IdGenerator()
+    generator.new("msg")
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads (3.12+)
+        child = os.fork()
+    if child == 0:
+        os.write(write_end, "".join(generator.new("msg") for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write_end)
+    mine = [generator.new("msg") for _ in range(3)]
+    os.waitpid(child, 0)
+    theirs = os.read(read_end, 1000).decode()
+    os.close(read_end)
+    random_bits = {_decode(m.removeprefix("msg_")) & ((1 << 80) - 1) for m in mine}
+    their_bits = {_decode(m) & ((1 << 80) - 1) for m in theirs.split("msg_")[1:]}
+    assert len(their_bits) == 3 and not random_bits & their_bits

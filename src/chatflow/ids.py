@@ -3,17 +3,22 @@
 Each id is a prefix and 26 Crockford base32 characters: 48 bits of milliseconds since the epoch
 followed by 80 random bits. Within one process ids are strictly increasing even when many are made
 in the same millisecond (the random part is incremented), so sorting by id sorts by creation.
+
+Ids name things; they are not secrets (tokens and keys come from `secrets`), so the random bits
+come from a generator seeded once from the system's randomness rather than a system call per id,
+which also let other threads take the interpreter from the request that asked for it. A forked
+process seeds its own, so two processes never share a sequence.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _RANDOM_BITS = 80
-_RANDOM_MAX = (1 << _RANDOM_BITS) - 1
 
 
 _PAIRS = [first + second for first in _ALPHABET for second in _ALPHABET]
@@ -30,11 +35,13 @@ class IdGenerator:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
+        self._random = random.Random()  # seeded from os.urandom
+        os.register_at_fork(after_in_child=self._random.seed)
 
     def new(self, prefix: str) -> str:
         millis = time.time_ns() // 1_000_000
         with self._lock:
-            candidate = (millis << _RANDOM_BITS) | int.from_bytes(os.urandom(10), "big")
+            candidate = (millis << _RANDOM_BITS) | self._random.getrandbits(_RANDOM_BITS)
             if candidate <= self._last:
                 candidate = self._last + 1
             self._last = candidate

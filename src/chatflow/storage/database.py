@@ -77,11 +77,22 @@ class Tx:
     writes carries the same time.
     """
 
-    __slots__ = ("_after_commit", "_database", "cause", "conn", "events", "now")
+    __slots__ = (
+        "_after_commit",
+        "_database",
+        "_dialect",
+        "_driver",
+        "cause",
+        "conn",
+        "events",
+        "now",
+    )
 
     def __init__(self, database: Database, conn: Connection, now: int) -> None:
         self._database = database
         self.conn = conn
+        self._driver = conn.connection.driver_connection
+        self._dialect = conn.dialect
         self.now = now
         self.events: list[Event] = []
         self._after_commit: list[Callable[[], None]] = []
@@ -93,7 +104,7 @@ class Tx:
         return self._database.dialect
 
     def run(self, query: Query, params: dict[str, Any] | None = None) -> Rows:
-        return query.run(self.conn, params)
+        return query.run_on(self._driver, self._dialect, params)
 
     def run_many(self, query: Query, rows: list[dict[str, Any]]) -> None:
         query.run_many(self.conn, rows)

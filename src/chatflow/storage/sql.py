@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.base import Executable
 
 
@@ -52,21 +53,47 @@ class Rows:
         return iter(self.all())
 
 
+class _Compiled:
+    """A statement's SQL for one dialect, and how to bind a call's parameters to it."""
+
+    __slots__ = ("_defaults", "_ordered", "sql")
+
+    def __init__(self, sql: str, order: Sequence[str] | None, defaults: dict[str, Any]) -> None:
+        self.sql = sql
+        self._defaults = defaults
+        self._ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
+        if order is not None:
+            names = tuple(order)
+            get = itemgetter(*names) if len(names) > 1 else None
+            self._ordered = (
+                get if get is not None else lambda values: tuple(values[n] for n in names)
+            )
+
+    def arguments(self, params: Mapping[str, Any] | None) -> Any:
+        """The driver's arguments: a tuple in the statement's order (SQLite), or a mapping."""
+        values = params if params else self._defaults
+        if self._ordered is None:
+            return values if values is self._defaults else {**self._defaults, **values}
+        try:
+            return self._ordered(values)
+        except KeyError:  # a parameter left to its default
+            return self._ordered({**self._defaults, **values})
+
+
 class Query:
     __slots__ = ("_compiled", "_row_types", "statement")
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any]]] = {}
+        self._compiled: dict[str, _Compiled] = {}
         self._row_types: dict[str, Callable[[Sequence[Any]], Any] | None] = {}
 
-    def _compile(self, conn: Connection) -> tuple[str, tuple[str, ...] | None, dict[str, Any]]:
-        dialect = conn.dialect
+    def _compile(self, dialect: Dialect) -> _Compiled:
         cached = self._compiled.get(dialect.name)
         if cached is None:
             compiled = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
             order = tuple(compiled.positiontup) if compiled.positional else None
-            cached = (compiled.string, order, dict(compiled.params))
+            cached = _Compiled(compiled.string, order, dict(compiled.params))
             self._compiled[dialect.name] = cached
         return cached
 
@@ -87,29 +114,26 @@ class Query:
         return make
 
     def run(self, conn: Connection, params: Mapping[str, Any] | None = None) -> Rows:
-        sql, order, defaults = self._compile(conn)
-        values = {**defaults, **params} if params else defaults
         driver = conn.connection.driver_connection
         assert driver is not None
-        if order is not None:
-            cursor = driver.execute(sql, tuple(values[name] for name in order))
-        else:
-            cursor = driver.execute(sql, values)
-        return Rows(cursor, self._row_type(conn.dialect.name, cursor))
+        return self.run_on(driver, conn.dialect, params)
+
+    def run_on(
+        self, driver: Any, dialect: Dialect, params: Mapping[str, Any] | None = None
+    ) -> Rows:
+        """`run` with the transaction's driver connection and dialect already at hand."""
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        cursor = driver.execute(compiled.sql, compiled.arguments(params))
+        return Rows(cursor, self._row_type(dialect.name, cursor))
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         """One statement, many parameter sets (the driver's executemany)."""
-        sql, order, defaults = self._compile(conn)
+        compiled = self._compile(conn.dialect)
         driver = conn.connection.driver_connection
         assert driver is not None
         cursor = driver.cursor()
         try:
-            if order is not None:
-                cursor.executemany(
-                    sql, [tuple({**defaults, **row}[name] for name in order) for row in rows]
-                )
-            else:
-                cursor.executemany(sql, [{**defaults, **row} for row in rows])
+            cursor.executemany(compiled.sql, [compiled.arguments(row) for row in rows])
         finally:
             cursor.close()
 

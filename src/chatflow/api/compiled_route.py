@@ -7,8 +7,8 @@ time, more than the SQL of the send (`docs/benchmarks.md`). A `CompiledRoute` is
 (the OpenAPI document, the matching and the errors are FastAPI's) that looks at its endpoint once
 and, when every parameter is of a kind it knows, answers the common request itself:
 
-- path parameters typed `str` are taken as they are; other path and query parameters are
-  validated by FastAPI's own function for them;
+- path parameters typed `str` are taken as they are; other path and query parameters are read
+  by their alias and validated by their FastAPI field;
 - dependencies are `async def` functions of the Request alone (the caller, the database), called
   directly;
 - a JSON body is validated by its pydantic type straight from the bytes;
@@ -27,11 +27,12 @@ import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from fastapi._compat import ModelField
+from fastapi import params
+from fastapi._compat import ModelField, field_annotation_is_sequence, lenient_issubclass
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import get_typed_return_annotation, request_params_to_args
+from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter
+from pydantic import BaseModel, Json, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -63,8 +64,8 @@ class _Plan:
         endpoint: Callable[..., Awaitable[Response]],
         *,
         plain_path: Sequence[str],
-        typed_path: Sequence[ModelField],
-        query: Sequence[ModelField],
+        typed_path: Sequence[_Param],
+        query: Sequence[_Param],
         dependencies: Sequence[Dependency],
         request_name: str | None,
         body: tuple[str, TypeAdapter[Any], bool, Any] | None,
@@ -74,8 +75,8 @@ class _Plan:
         self.overrides = overrides
         """What FastAPI reads dependency overrides from (the app), if the route has it."""
         self.plain_path = tuple(plain_path)
-        self.typed_path = list(typed_path)
-        self.query = list(query)
+        self.typed_path = tuple(typed_path)
+        self.query = tuple(query)
         self.dependencies = tuple(dependencies)
         self.request_name = request_name
         self.body = body
@@ -117,18 +118,63 @@ class _Plan:
         path_params = request.scope["path_params"]
         for name in self.plain_path:
             values[name] = path_params[name]
-        for fields, received in (
-            (self.typed_path, path_params),
-            (self.query, request.query_params),
-        ):
-            if fields:
-                validated, errors = request_params_to_args(fields, received)
-                if errors:
-                    raise _UncommonRequestError
-                values.update(validated)
+        for param in self.typed_path:
+            values[param.name] = param.value(path_params.get(param.alias))
+        if self.query:
+            query = request.query_params
+            for param in self.query:
+                given = query.getlist(param.alias) if param.sequence else query.get(param.alias)
+                values[param.name] = param.value(given)
         if self.request_name is not None:
             values[self.request_name] = request
         return values
+
+
+class _Param:
+    """A path or query parameter: read by its alias, validated by FastAPI's own field, the
+    default when absent. What `request_params_to_args` does, worked out once."""
+
+    __slots__ = ("_default", "_field", "_loc", "_required", "alias", "name", "sequence")
+
+    def __init__(self, field: ModelField) -> None:
+        self._field = field
+        self.name = field.name
+        self.alias = field.alias
+        self.sequence = field_annotation_is_sequence(field.field_info.annotation)
+        self._required = field.field_info.is_required()
+        self._default = field.default
+        self._loc = (_where(field), field.alias)
+
+    @classmethod
+    def of(cls, field: ModelField) -> _Param | None:
+        info = field.field_info
+        plain = (
+            info.validation_alias in (None, field.alias)
+            and not info.validate_default
+            and not any(type(m) is Json for m in info.metadata)
+            and not lenient_issubclass(info.annotation, BaseModel)
+            and (info.is_required() or isinstance(field.default, _IMMUTABLE))
+        )
+        return cls(field) if plain else None
+
+    def value(self, raw: Any) -> Any:
+        if raw is None or (self.sequence and not raw):
+            if self._required:
+                raise _UncommonRequestError
+            return self._default
+        value, errors = self._field.validate(raw, {}, loc=self._loc)
+        if errors:
+            raise _UncommonRequestError
+        return value
+
+
+_IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+
+
+def _where(field: ModelField) -> str:
+    info = field.field_info
+    assert isinstance(info, params.Param)
+    return str(info.in_.value)
 
 
 def _is_plain_json(content_type: str | None) -> bool:
@@ -214,11 +260,15 @@ def _plan(route: APIRoute) -> _Plan | None:
         required = field.field_info.is_required()
         body = (field.name, TypeAdapter(field.field_info.annotation), required, field.default)
     plain_path = [f.name for f in dependant.path_params if _plain_string(f)]
+    typed_path = [_Param.of(f) for f in dependant.path_params if f.name not in plain_path]
+    query = [_Param.of(f) for f in dependant.query_params]
+    if None in typed_path or None in query:
+        return None
     return _Plan(
         endpoint,
         plain_path=plain_path,
-        typed_path=[f for f in dependant.path_params if f.name not in plain_path],
-        query=dependant.query_params,
+        typed_path=[p for p in typed_path if p is not None],
+        query=[p for p in query if p is not None],
         dependencies=[d for d in dependencies if d is not None],
         request_name=dependant.request_param_name,
         body=body,

@@ -278,3 +278,41 @@ def test_events_of_one_chatroom_are_numbered_from_1_without_gaps(org: Org) -> No
     assert len(events) >= 12
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert _get(org, chatroom["id"])["last_seq"] == len(events)
+
+
+def test_a_list_page_shows_each_chatroom_as_its_own_page_does_r3_r8(org: Org) -> None:
+    """Lists load the participants and pending agents of a whole page at once: each chatroom
+    must still get its own, in the same order as when it is read alone."""
+    ada, _ = quick_agent(org)
+    bob, _ = quick_agent(org)
+    plain = org.chatroom(participants=[org.admin_id])
+    shared = org.chatroom(participants=[org.admin_id, ada["id"]])
+    pending = org.api.ok(
+        "POST",
+        "/v1/chatrooms",
+        {
+            "contact_id": org.contact()["id"],
+            "channel_id": org.channel_id,
+            "participants": [bob["id"], ada["id"]],
+            "assign_on_handover": True,
+        },
+        status=201,
+    )
+    rooms = [plain, shared, pending]
+
+    whole = org.api.ok("GET", "/v1/chatrooms", params={"limit": 100})["data"]
+    agents = list_entries(org, org.admin_id)
+
+    listed = {room["id"]: room for room in whole}
+    in_agent_list = {room["id"]: room for room in agents}
+    for room in rooms:
+        alone = _get(org, room["id"])
+        assert {k: listed[room["id"]][k] for k in alone} == alone
+        if room is not pending:
+            assert {k: in_agent_list[room["id"]][k] for k in alone} == alone
+    assert listed[pending["id"]]["participants"] == []
+    assert listed[pending["id"]]["pending_agent_ids"] == sorted([ada["id"], bob["id"]])
+    assert [p["agent_id"] for p in listed[shared["id"]]["participants"]] == [
+        org.admin_id,
+        ada["id"],
+    ]

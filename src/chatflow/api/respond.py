@@ -8,13 +8,14 @@ with another request is a 422. Keys are scoped to the organization.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from starlette.responses import Response
 
 from chatflow.domain.access import Actor
@@ -33,10 +34,23 @@ def json_response(view: BaseModel, status: int = 200) -> Response:
 
 
 def page_response(page: Page[T], view: Callable[[T], BaseModel]) -> Response:
-    items: Sequence[BaseModel] = [view(item) for item in page.items]
-    body = b'{"data":[' + b",".join(i.model_dump_json().encode() for i in items) + b"],"
+    items = [view(item) for item in page.items]
+    kinds = {type(i) for i in items}
+    if len(kinds) == 1:
+        # One serializer call for the page: each model's own model_dump_json cost twice as
+        # much on a page of twenty chatrooms.
+        data = _list_of(kinds.pop()).dump_json(items)
+    else:
+        data = b"[" + b",".join(i.model_dump_json().encode() for i in items) + b"]"
     cursor = "null" if page.next_cursor is None else f'"{page.next_cursor}"'
-    return Response(body + f'"next_cursor":{cursor}}}'.encode(), 200, media_type=JSON)
+    return Response(
+        b'{"data":' + data + f',"next_cursor":{cursor}}}'.encode(), 200, media_type=JSON
+    )
+
+
+@functools.cache
+def _list_of(view: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    return TypeAdapter(list[view])  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True, slots=True)

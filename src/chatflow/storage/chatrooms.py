@@ -122,19 +122,29 @@ def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) 
     return _chatroom(row, members, pending)
 
 
-_MEMBERS_OF = InQuery(
-    lambda among: (
-        sa.select(participants)
-        .where(among(participants.c.chatroom_id))
-        .order_by(participants.c.joined_at, participants.c.agent_id)
-    )
-)
-_PENDING_OF = InQuery(
-    lambda among: (
-        sa.select(pending_assignments)
-        .where(among(pending_assignments.c.chatroom_id))
-        .order_by(pending_assignments.c.agent_id)
-    )
+# The participants, then the pending assignments (`pending` 1, agent id only), of a page of
+# chatrooms: one statement for both, as `_PEOPLE` is for one chatroom.
+_PEOPLE_OF = InQuery(
+    lambda among: sa.union_all(
+        sa.select(
+            participants.c.chatroom_id,
+            participants.c.agent_id,
+            participants.c.joined_at,
+            participants.c.bump_key,
+            participants.c.unread_count,
+            participants.c.last_read_at,
+            sa.literal_column("0").label("pending"),
+        ).where(among(participants.c.chatroom_id)),
+        sa.select(
+            pending_assignments.c.chatroom_id,
+            pending_assignments.c.agent_id,
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.null(),
+            sa.literal_column("1"),
+        ).where(among(pending_assignments.c.chatroom_id)),
+    ).order_by("pending", "joined_at", "agent_id")
 )
 
 
@@ -143,11 +153,12 @@ def _with_members(tx: Tx, rows: Sequence[Any]) -> list[Chatroom]:
         return []
     ids = [r.id for r in rows]
     members: dict[str, list[Participant]] = {i: [] for i in ids}
-    for r in _MEMBERS_OF.run(tx.conn, ids):
-        members[r.chatroom_id].append(_participant(r))
     pending: dict[str, list[AgentId]] = {i: [] for i in ids}
-    for r in _PENDING_OF.run(tx.conn, ids):
-        pending[r.chatroom_id].append(AgentId(r.agent_id))
+    for r in _PEOPLE_OF.run(tx.conn, ids):
+        if r.pending:
+            pending[r.chatroom_id].append(AgentId(r.agent_id))
+        else:
+            members[r.chatroom_id].append(_participant(r))
     return [_chatroom(r, tuple(members[r.id]), tuple(pending[r.id])) for r in rows]
 
 

@@ -29,26 +29,46 @@ CHANNEL = "chatflow:events-committed"
 
 
 class Subscription:
-    """One listener's view of the bus: `wait` returns once something committed since last time."""
+    """One listener's view of the bus: `wait` returns once something committed since last time.
+
+    Every commit wakes every listener of the process, so waiting is kept cheap: a future and a
+    timer, where `asyncio.wait_for` made a task as well (twice the cost, five listeners a
+    commit).
+    """
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
-        self._signal = asyncio.Event()
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
-        self._signal.set()
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self, timeout: float | None = None) -> bool:
         """True when woken, False when `timeout` seconds passed first."""
-        try:
-            await asyncio.wait_for(self._signal.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._signal.clear()
-        return True
+        if not self._woken:
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+                if timer is not None:
+                    timer.cancel()
+        woken, self._woken = self._woken, False
+        return woken
 
     def close(self) -> None:
         self._bus._subscriptions.discard(self)
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class EventBus:

@@ -19,7 +19,7 @@ from chatflow.domain.models import (
     Participant,
 )
 from chatflow.storage.database import Tx
-from chatflow.storage.sql import InQuery, Query, insert_row, param
+from chatflow.storage.sql import Among, InQuery, Query, insert_row, param
 from chatflow.storage.tables import chatrooms, participants, pending_assignments
 
 
@@ -86,46 +86,12 @@ _GET_LOCKED = Query(
     .where(chatrooms.c.org_id == param("org_id"), chatrooms.c.id == param("id"))
     .with_for_update()
 )
-# A chatroom's participants, then its pending assignments (`pending` 1, agent id only): one
-# round trip for both.
-_PEOPLE = Query(
-    sa.union_all(
-        sa.select(
-            participants.c.agent_id,
-            participants.c.joined_at,
-            participants.c.bump_key,
-            participants.c.unread_count,
-            participants.c.last_read_at,
-            sa.literal_column("0").label("pending"),
-        ).where(participants.c.chatroom_id == param("id")),
-        sa.select(
-            pending_assignments.c.agent_id,
-            sa.null(),
-            sa.null(),
-            sa.null(),
-            sa.null(),
-            sa.literal_column("1"),
-        ).where(pending_assignments.c.chatroom_id == param("id")),
-    ).order_by("pending", "joined_at", "agent_id")
-)
 
 
-def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) -> Chatroom | None:
-    row = tx.run(_GET_LOCKED if lock else _GET, {"org_id": org_id, "id": chatroom_id}).first()
-    if row is None:
-        return None
-    # Read after the lock, in a statement of its own: on PostgreSQL it then sees what the
-    # transaction that held the lock committed (a join would see the rows of before the wait).
-    people = tx.run(_PEOPLE, {"id": chatroom_id}).all()
-    members = tuple(_participant(r) for r in people if not r.pending)
-    pending = tuple(AgentId(r.agent_id) for r in people if r.pending)
-    return _chatroom(row, members, pending)
-
-
-# The participants, then the pending assignments (`pending` 1, agent id only), of a page of
-# chatrooms: one statement for both, as `_PEOPLE` is for one chatroom.
-_PEOPLE_OF = InQuery(
-    lambda among: sa.union_all(
+def _people_of(among: Among) -> sa.CompoundSelect[Any]:
+    """The participants, then the pending assignments (`pending` 1, agent id only), of the
+    chatrooms `among` picks: one round trip for both."""
+    return sa.union_all(
         sa.select(
             participants.c.chatroom_id,
             participants.c.agent_id,
@@ -145,7 +111,22 @@ _PEOPLE_OF = InQuery(
             sa.literal_column("1"),
         ).where(among(pending_assignments.c.chatroom_id)),
     ).order_by("pending", "joined_at", "agent_id")
-)
+
+
+_PEOPLE = Query(_people_of(lambda chatroom_id: chatroom_id == param("id")))
+_PEOPLE_OF = InQuery(_people_of)
+
+
+def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) -> Chatroom | None:
+    row = tx.run(_GET_LOCKED if lock else _GET, {"org_id": org_id, "id": chatroom_id}).first()
+    if row is None:
+        return None
+    # Read after the lock, in a statement of its own: on PostgreSQL it then sees what the
+    # transaction that held the lock committed (a join would see the rows of before the wait).
+    people = tx.run(_PEOPLE, {"id": chatroom_id}).all()
+    members = tuple(_participant(r) for r in people if not r.pending)
+    pending = tuple(AgentId(r.agent_id) for r in people if r.pending)
+    return _chatroom(row, members, pending)
 
 
 def _with_members(tx: Tx, rows: Sequence[Any]) -> list[Chatroom]:

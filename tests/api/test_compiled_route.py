@@ -3,16 +3,18 @@ every other request exactly as FastAPI does (they hand it over, body included)."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import fastapi.routing
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.problems import install
@@ -229,3 +231,125 @@ def test_every_route_of_the_api_but_two_is_compiled(client: TestClient) -> None:
         if isinstance(route, fastapi.routing.APIRoute) and not getattr(route, "compiled", False)
     }
     assert left_to_fastapi == {"/v1/me", "/healthz"}
+
+
+class Stamp(BaseModel):
+    model_config = ConfigDict(strict=True)
+    at: datetime
+
+
+class Filters(BaseModel):
+    q: str
+
+
+def _edge_routes(router: APIRouter) -> None:
+    @router.post("/tags")
+    async def tags(tags: Annotated[list[str], Body(max_length=2)]) -> Response:
+        return JSONResponse(tags)
+
+    @router.post("/stamps")
+    async def stamps(body: Stamp) -> Response:
+        return JSONResponse(body.at.isoformat())
+
+    @router.post("/documents")
+    async def documents(body: dict[str, Any]) -> Response:
+        return JSONResponse({"types": {k: type(v).__name__ for k, v in body.items()}})
+
+    @router.get("/numbers/{n:int}")
+    async def numbers(n: str) -> Response:
+        return JSONResponse(n)
+
+
+EDGE: list[Req] = [
+    ("POST", "/tags", JSON, b'["a", "b"]'),
+    ("POST", "/tags", JSON, b'["a", "b", "c"]'),
+    # Strict models take a datetime from a string in JSON mode only: FastAPI validates the
+    # parsed body in python mode, and 422s.
+    ("POST", "/stamps", JSON, b'{"at": "2020-01-01T00:00:00Z"}'),
+    # Parsers differ: orjson, for one, reads an integer past 64 bits as a float.
+    ("POST", "/documents", JSON, b'{"n": 1000000000000000000000000000000, "x": 1.5}'),
+    ("POST", "/documents", JSON, b'{"n": NaN, "s": "\\ud800"}'),
+    ("POST", "/documents", JSON, b"[" * 100_000 + b"]" * 100_000),
+    # The path's int convertor hands the endpoint's str parameter an int: FastAPI 422s.
+    ("GET", "/numbers/5", GOOD, None),
+]
+
+
+def _edge_app(route_class: type[fastapi.routing.APIRoute]) -> FastAPI:
+    app = FastAPI()
+    install(app)
+    router = APIRouter(route_class=route_class, dependency_overrides_provider=app)
+    _edge_routes(router)
+    app.router.routes.extend(router.routes)
+    return app
+
+
+@pytest.mark.parametrize("request_", EDGE, ids=lambda r: f"{r[0]} {r[1]} {r[3]!r}")
+def test_constraints_strict_models_and_path_convertors_answer_as_in_fastapi(
+    request_: Req,
+) -> None:
+    with TestClient(_edge_app(fastapi.routing.APIRoute)) as plain:
+        expected = _answer(plain, request_)
+    with TestClient(_edge_app(CompiledRoute)) as compiled:
+        assert _answer(compiled, request_) == expected
+
+
+def test_a_client_gone_mid_body_gets_fastapis_answer() -> None:
+    async def answer(app: FastAPI) -> list[int]:
+        messages: list[Message] = [
+            {"type": "http.request", "body": b'{"text": ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        started: list[int] = []
+
+        async def receive() -> Message:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                started.append(message["status"])
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/rooms/r1/notes",
+            "raw_path": b"/rooms/r1/notes",
+            "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"authorization", b"Bearer good")],
+            "http_version": "1.1",
+            "scheme": "http",
+            "server": ("test", 80),
+            "client": ("test", 1),
+            "root_path": "",
+        }
+        await app(scope, receive, send)
+        return started
+
+    plain = asyncio.run(answer(_app(fastapi.routing.APIRoute)))
+    assert plain == [400]
+    assert asyncio.run(answer(_app(CompiledRoute))) == plain
+
+
+async def _limited_dependency(request: Request) -> int:
+    return 1
+
+
+async def _limited(
+    value: Annotated[int, Depends(_limited_dependency, max_concurrency=1)],
+) -> Response:
+    return Response(str(value))
+
+
+async def _query_model(f: Annotated[Filters | None, Query()] = None) -> Response:
+    return Response("")
+
+
+async def _mutable_default(body: dict[str, int] = {}) -> Response:  # noqa: B006
+    return Response("")
+
+
+@pytest.mark.parametrize("endpoint", [_limited, _query_model, _mutable_default])
+def test_concurrency_limits_query_models_and_fresh_defaults_are_left_to_fastapi(
+    endpoint: Callable[..., Any],
+) -> None:
+    assert CompiledRoute("/x", endpoint, methods=["POST"]).compiled is False

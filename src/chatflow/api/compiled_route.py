@@ -11,29 +11,33 @@ and, when every parameter is of a kind it knows, answers the common request itse
   by their alias and validated by their FastAPI field;
 - dependencies are `async def` functions of the Request alone (the caller, the database), called
   directly;
-- a JSON body is validated by its pydantic type straight from the bytes;
+- a JSON body is parsed as Starlette parses it and validated by its FastAPI field;
 - the endpoint is `async` and returns a Response.
 
 Anything else about a request (a body that is not `application/json`, invalid JSON, a value that
 does not validate, a dependency override in force) goes to FastAPI's own handler for the route,
 with the body replayed, so every error is the one FastAPI would give. Nothing is called before that
 decision, so a request is never half handled by both. A route with a parameter of another kind
-is left to FastAPI whole (`compiled` is False).
+(headers, a query model, a default made afresh per request, a dependency with its own
+parameters, a concurrency limit or a scope) is left to FastAPI whole (`compiled` is False). The
+routes must sit in the app's router themselves, as chatflow puts them: FastAPI answers for routes
+it included from another router through its own copy.
 """
 
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import params
 from fastapi._compat import ModelField, field_annotation_is_sequence, lenient_issubclass
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_typed_return_annotation
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Json, TypeAdapter
-from pydantic import ValidationError as PydanticValidationError
+from pydantic import BaseModel, Json
+from starlette.convertors import StringConvertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -68,7 +72,7 @@ class _Plan:
         query: Sequence[_Param],
         dependencies: Sequence[Dependency],
         request_name: str | None,
-        body: tuple[str, TypeAdapter[Any], bool, Any] | None,
+        body: _Body | None,
         overrides: Any,
     ) -> None:
         self.endpoint = endpoint
@@ -102,19 +106,11 @@ class _Plan:
             raise _UncommonRequestError
         values: dict[str, Any] = {}
         if self.body is not None:
-            name, adapter, required, default = self.body
-            raw = await request.body()
-            if not raw:
-                if required:
-                    raise _UncommonRequestError
-                values[name] = default
-            elif _is_plain_json(request.headers.get("content-type")):
-                try:
-                    values[name] = adapter.validate_json(raw)
-                except PydanticValidationError:
-                    raise _UncommonRequestError from None
-            else:
-                raise _UncommonRequestError
+            try:
+                raw = await request.body()
+            except Exception:  # a client gone mid-body: FastAPI's answer is a 400
+                raise _UncommonRequestError from None
+            values[self.body.name] = self.body.value(raw, request.headers.get("content-type"))
         path_params = request.scope["path_params"]
         for name in self.plain_path:
             values[name] = path_params[name]
@@ -128,6 +124,40 @@ class _Plan:
         if self.request_name is not None:
             values[self.request_name] = request
         return values
+
+
+class _Body:
+    """A JSON body: parsed, then validated by FastAPI's own field for it, as FastAPI does."""
+
+    __slots__ = ("_default", "_field", "_required", "name")
+
+    def __init__(self, field: ModelField) -> None:
+        self._field = field
+        self.name = field.name
+        self._required = field.field_info.is_required()
+        self._default = field.default
+
+    @classmethod
+    def of(cls, field: ModelField) -> _Body | None:
+        return cls(field) if _fixed_default(field) else None
+
+    def value(self, raw: bytes, content_type: str | None) -> Any:
+        if not raw:
+            if self._required:
+                raise _UncommonRequestError
+            return self._default
+        if not _is_plain_json(content_type):
+            raise _UncommonRequestError
+        try:
+            # The standard library's parser, as Starlette's `Request.json`: faster ones read
+            # some documents otherwise (orjson reads an integer past 64 bits as a float).
+            parsed = json.loads(raw)
+        except Exception:  # not JSON, not UTF-8, nested too deep: FastAPI's 400s
+            raise _UncommonRequestError from None
+        value, errors = self._field.validate(parsed, {}, loc=("body",))
+        if errors:
+            raise _UncommonRequestError
+        return value
 
 
 class _Param:
@@ -150,10 +180,9 @@ class _Param:
         info = field.field_info
         plain = (
             info.validation_alias in (None, field.alias)
-            and not info.validate_default
             and not any(type(m) is Json for m in info.metadata)
-            and not lenient_issubclass(info.annotation, BaseModel)
-            and (info.is_required() or isinstance(field.default, _IMMUTABLE))
+            and not _mentions_model(info.annotation)
+            and _fixed_default(field)
         )
         return cls(field) if plain else None
 
@@ -168,7 +197,25 @@ class _Param:
         return value
 
 
-_IMMUTABLE = (type(None), bool, int, float, str, tuple, frozenset)
+def _fixed_default(field: ModelField) -> bool:
+    """Required, or a default that is the same value on every request: FastAPI copies the
+    default (or calls its factory) each time, which only matters for the other kinds."""
+    info = field.field_info
+    if info.is_required():
+        return True
+    return (
+        info.default_factory is None
+        and not info.validate_default
+        and isinstance(field.default, (type(None), bool, int, float, str))
+    )
+
+
+def _mentions_model(annotation: Any) -> bool:
+    """A pydantic model anywhere in the type (`Filters | None` too): FastAPI reads such query
+    parameters as a model of several parameters."""
+    return lenient_issubclass(annotation, BaseModel) or any(
+        _mentions_model(arg) for arg in get_args(annotation)
+    )
 
 
 def _where(field: ModelField) -> str:
@@ -225,6 +272,8 @@ def _dependency(sub: Dependant) -> Dependency | None:
         or sub.path_params
         or sub.query_params
         or sub.body_params
+        or sub.concurrency is not None  # Depends(max_concurrency=...) holds a semaphore
+        or sub.scope is not None
         or not _has_nothing_else(sub)
     ):
         return None
@@ -250,16 +299,16 @@ def _plan(route: APIRoute) -> _Plan | None:
     body = None
     if dependant.body_params:
         field = route.body_field
-        if (
-            route._embed_body_fields
-            or field is None
-            or field.field_info.annotation is None
-            or len(dependant.body_params) != 1
-        ):
+        if route._embed_body_fields or field is None or len(dependant.body_params) != 1:
             return None
-        required = field.field_info.is_required()
-        body = (field.name, TypeAdapter(field.field_info.annotation), required, field.default)
-    plain_path = [f.name for f in dependant.path_params if _plain_string(f)]
+        body = _Body.of(field)
+        if body is None:
+            return None
+    plain_path = [
+        f.name
+        for f in dependant.path_params
+        if _plain_string(f) and isinstance(route.param_convertors.get(f.name), StringConvertor)
+    ]
     typed_path = [_Param.of(f) for f in dependant.path_params if f.name not in plain_path]
     query = [_Param.of(f) for f in dependant.query_params]
     if None in typed_path or None in query:

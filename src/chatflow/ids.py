@@ -36,7 +36,13 @@ class IdGenerator:
         self._lock = threading.Lock()
         self._last = 0
         self._random = random.Random()  # seeded from os.urandom
-        os.register_at_fork(after_in_child=self._random.seed)
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        # A child starts afresh: its own seed, and no last id to count on from, which the
+        # parent would count on from too.
+        self._random.seed()
+        self._last = 0
 
     def new(self, prefix: str) -> str:
         millis = time.time_ns() // 1_000_000

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from chatflow.events.bus import EventBus
 
 
@@ -77,3 +79,21 @@ def test_a_closed_subscription_is_not_woken() -> None:
         return await subscription.wait(0.01)
 
     assert asyncio.run(scenario()) is False
+
+
+def test_a_subscription_refuses_a_second_waiter() -> None:
+    """Two waiters would share one future: the first would never be woken."""
+
+    async def scenario() -> None:
+        bus = await _started()
+        subscription = bus.subscribe()
+        first = asyncio.create_task(subscription.wait(5.0))
+        await asyncio.sleep(0)
+        try:
+            with pytest.raises(RuntimeError, match="one waiter"):
+                await subscription.wait(5.0)
+        finally:
+            bus.announce()
+        assert await first is True
+
+    asyncio.run(scenario())

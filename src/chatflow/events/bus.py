@@ -48,7 +48,10 @@ class Subscription:
             waiter.set_result(None)
 
     async def wait(self, timeout: float | None = None) -> bool:
-        """True when woken, False when `timeout` seconds passed first."""
+        """True when woken, False when `timeout` seconds passed first. One waiter at a time:
+        each listener has a subscription of its own."""
+        if self._waiter is not None:
+            raise RuntimeError("A subscription has one waiter at a time")
         if not self._woken:
             loop = asyncio.get_running_loop()
             waiter = self._waiter = loop.create_future()

@@ -68,11 +68,14 @@ def _routes(router: APIRouter) -> None:
         return JSONResponse({"kinds": kinds})
 
 
-def _app(route_class: type[fastapi.routing.APIRoute]) -> FastAPI:
+def _app(
+    route_class: type[fastapi.routing.APIRoute],
+    routes: Callable[[APIRouter], None] = _routes,
+) -> FastAPI:
     app = FastAPI()
     install(app)
     router = APIRouter(route_class=route_class, dependency_overrides_provider=app)
-    _routes(router)
+    routes(router)
     app.router.routes.extend(router.routes)
     return app
 
@@ -275,22 +278,13 @@ EDGE: list[Req] = [
 ]
 
 
-def _edge_app(route_class: type[fastapi.routing.APIRoute]) -> FastAPI:
-    app = FastAPI()
-    install(app)
-    router = APIRouter(route_class=route_class, dependency_overrides_provider=app)
-    _edge_routes(router)
-    app.router.routes.extend(router.routes)
-    return app
-
-
 @pytest.mark.parametrize("request_", EDGE, ids=lambda r: f"{r[0]} {r[1]} {r[3]!r}")
 def test_constraints_strict_models_and_path_convertors_answer_as_in_fastapi(
     request_: Req,
 ) -> None:
-    with TestClient(_edge_app(fastapi.routing.APIRoute)) as plain:
+    with TestClient(_app(fastapi.routing.APIRoute, _edge_routes)) as plain:
         expected = _answer(plain, request_)
-    with TestClient(_edge_app(CompiledRoute)) as compiled:
+    with TestClient(_app(CompiledRoute, _edge_routes)) as compiled:
         assert _answer(compiled, request_) == expected
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from fastapi import params
 from fastapi._compat import ModelField, field_annotation_is_sequence, lenient_issubclass
@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+T = TypeVar("T")
 Dependency = tuple[str, Callable[..., Awaitable[Any]], str]
 """A dependency's parameter name, its function, and the name its Request is passed as."""
 
@@ -154,10 +155,7 @@ class _Body:
             parsed = json.loads(raw)
         except Exception:  # not JSON, not UTF-8, nested too deep: FastAPI's 400s
             raise _UncommonRequestError from None
-        value, errors = self._field.validate(parsed, {}, loc=("body",))
-        if errors:
-            raise _UncommonRequestError
-        return value
+        return _validated(self._field, parsed, ("body",))
 
 
 class _Param:
@@ -191,10 +189,15 @@ class _Param:
             if self._required:
                 raise _UncommonRequestError
             return self._default
-        value, errors = self._field.validate(raw, {}, loc=self._loc)
-        if errors:
-            raise _UncommonRequestError
-        return value
+        return _validated(self._field, raw, self._loc)
+
+
+def _validated(field: ModelField, value: Any, loc: tuple[str, ...]) -> Any:
+    """`value` as FastAPI's field for it validates it; any error is FastAPI's to report."""
+    valid, errors = field.validate(value, {}, loc=loc)
+    if errors:
+        raise _UncommonRequestError
+    return valid
 
 
 def _fixed_default(field: ModelField) -> bool:
@@ -292,9 +295,8 @@ def _plan(route: APIRoute) -> _Plan | None:
         or not _has_nothing_else(dependant)
     ):
         return None
-    dependencies = [_dependency(sub) for sub in dependant.dependencies]
-    calls = [d[1] for d in dependencies if d is not None]
-    if None in dependencies or len(set(calls)) != len(calls):
+    dependencies = _every([_dependency(sub) for sub in dependant.dependencies])
+    if dependencies is None or len({d[1] for d in dependencies}) != len(dependencies):
         return None  # FastAPI calls a repeated dependency once per request
     body = None
     if dependant.body_params:
@@ -309,20 +311,26 @@ def _plan(route: APIRoute) -> _Plan | None:
         for f in dependant.path_params
         if _plain_string(f) and isinstance(route.param_convertors.get(f.name), StringConvertor)
     ]
-    typed_path = [_Param.of(f) for f in dependant.path_params if f.name not in plain_path]
-    query = [_Param.of(f) for f in dependant.query_params]
-    if None in typed_path or None in query:
+    typed_path = _every([_Param.of(f) for f in dependant.path_params if f.name not in plain_path])
+    query = _every([_Param.of(f) for f in dependant.query_params])
+    if typed_path is None or query is None:
         return None
     return _Plan(
         endpoint,
         plain_path=plain_path,
-        typed_path=[p for p in typed_path if p is not None],
-        query=[p for p in query if p is not None],
-        dependencies=[d for d in dependencies if d is not None],
+        typed_path=typed_path,
+        query=query,
+        dependencies=dependencies,
         request_name=dependant.request_param_name,
         body=body,
         overrides=route.dependency_overrides_provider,
     )
+
+
+def _every(items: list[T | None]) -> list[T] | None:
+    """The items, if none is missing (a parameter or dependency of a kind left to FastAPI)."""
+    found = [item for item in items if item is not None]
+    return found if len(found) == len(items) else None
 
 
 def _plain_string(field: ModelField) -> bool:

@@ -107,7 +107,7 @@ class Tx:
         return query.run_on(self._driver, self._dialect, params)
 
     def run_many(self, query: Query, rows: list[dict[str, Any]]) -> None:
-        query.run_many(self.conn, rows)
+        query.run_many_on(self._driver, self._dialect, rows)
 
     def execute(self, statement: sa.Executable) -> CursorResult[Any]:
         """The general path, for statements off the hot path (dynamic filters, IN lists)."""

@@ -81,7 +81,7 @@ def insert_events(tx: Tx, batch: list[Event]) -> None:
         }
         for e in batch
     ]
-    _INSERT.run_many(tx.conn, rows)
+    tx.run_many(_INSERT, rows)
 
 
 def event_of(row: Any) -> Event:

@@ -64,9 +64,9 @@ class _Compiled:
         self._ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None
         if order is not None:
             names = tuple(order)
-            get = itemgetter(*names) if len(names) > 1 else None
+            # itemgetter returns a tuple for two names or more only.
             self._ordered = (
-                get if get is not None else lambda values: tuple(values[n] for n in names)
+                itemgetter(*names) if len(names) > 1 else lambda v: tuple(v[n] for n in names)
             )
 
     def arguments(self, params: Mapping[str, Any] | None) -> Any:
@@ -122,15 +122,13 @@ class Query:
         self, driver: Any, dialect: Dialect, params: Mapping[str, Any] | None = None
     ) -> Rows:
         """`run` with the transaction's driver connection and dialect already at hand."""
-        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        compiled = self._compile(dialect)
         cursor = driver.execute(compiled.sql, compiled.arguments(params))
         return Rows(cursor, self._row_type(dialect.name, cursor))
 
-    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    def run_many_on(self, driver: Any, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> None:
         """One statement, many parameter sets (the driver's executemany)."""
-        compiled = self._compile(conn.dialect)
-        driver = conn.connection.driver_connection
-        assert driver is not None
+        compiled = self._compile(dialect)
         cursor = driver.cursor()
         try:
             cursor.executemany(compiled.sql, [compiled.arguments(row) for row in rows])

@@ -307,7 +307,7 @@ def quick_agent(
     from chatflow.domain.access import Actor, ActorKind
     from chatflow.domain.models import Agent, OrganizationId, Role
     from chatflow.storage.database import Tx
-    from chatflow.views import AgentRead
+    from chatflow.views import agent_view
 
     admin = Actor(OrganizationId(org.id), ActorKind.AGENT, org.admin_id, Role.ADMIN)
 
@@ -324,4 +324,4 @@ def quick_agent(
         return agent, token
 
     agent, token = org.database.write_sync(work)
-    return AgentRead.of(agent).model_dump(mode="json"), Api(org.client, token)
+    return dict(agent_view(agent)), Api(org.client, token)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -15,8 +15,10 @@ from pydantic import (
     StrictInt,
     field_validator,
 )
+from typing_extensions import TypedDict
 
 from chatflow.services.messages import MAX_TEXT_LENGTH
+from chatflow.views import AgentRead
 
 
 def _unstorable(value: Any) -> str | None:
@@ -58,12 +60,12 @@ class LoginRequest(Body):
     password: str = Field(max_length=1000, examples=["correct horse battery staple"])
 
 
-class SessionRead(BaseModel):
-    token: str = Field(
-        description="Send as `Authorization: Bearer <token>` (also set as a cookie)."
-    )
+class SessionRead(TypedDict):
+    token: Annotated[
+        str, Field(description="Send as `Authorization: Bearer <token>` (also set as a cookie).")
+    ]
     expires_at: str
-    agent: Any
+    agent: AgentRead
 
 
 class OrganizationUpdate(Body):

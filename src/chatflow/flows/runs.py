@@ -36,7 +36,7 @@ from chatflow.flows.effects import DatabaseEffects
 from chatflow.ids import new_id
 from chatflow.storage import flows as store
 from chatflow.storage.database import Tx, is_transient_database_error
-from chatflow.views import RunRead, dump
+from chatflow.views import run_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,7 +300,7 @@ def _announce(tx: Tx, run: FlowRun) -> str | None:
     event = _EVENTS.get(run.status)
     if event is None or (event is EventType.FLOW_RUN_WAITING and run.wait_kind == "http"):
         return None
-    data = {"run": dump(RunRead.of(run))}
+    data = {"run": run_view(run)}
     if run.chatroom_id is not None:
         [recorded] = outbox.record_chatroom(
             tx, run.org_id, ChatroomId(run.chatroom_id), [(event, data)]

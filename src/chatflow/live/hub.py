@@ -30,7 +30,7 @@ from chatflow.live.audience import Viewer, needs_participants, sees_event
 from chatflow.storage import events as event_store
 from chatflow.storage.database import Database, Tx
 from chatflow.storage.participation import audience_by_chatroom
-from chatflow.views import EventRead
+from chatflow.views import event_view, to_json
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class LiveEvent:
     def body(self) -> str:
         """The event as `GET /v1/events` shows it (`EventRead`), as JSON text."""
         if self._body is None:
-            self._body = EventRead.of(self.event).model_dump_json()
+            self._body = to_json(event_view(self.event)).decode()
         return self._body
 
 

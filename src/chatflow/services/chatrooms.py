@@ -33,7 +33,7 @@ from chatflow.services.contacts import access_contact
 from chatflow.storage import accounts as account_store
 from chatflow.storage import chatrooms as store
 from chatflow.storage.database import Tx
-from chatflow.views import ChatroomRead, dump
+from chatflow.views import chatroom_view
 
 MAX_PARTICIPANTS = 50
 
@@ -123,7 +123,7 @@ def do_create_chatroom(
         store.insert_participants(tx, chatroom.id, agent_ids, key)
     chatroom = reload(tx, chatroom)
     specs: list[outbox.EventSpec] = [
-        (EventType.CHATROOM_CREATED, {"chatroom": dump(ChatroomRead.of(chatroom))})
+        (EventType.CHATROOM_CREATED, {"chatroom": chatroom_view(chatroom)})
     ]
     if agent_ids and not assign_on_handover:
         specs.append(_assigned(chatroom.id, agent_ids, AssignReason.CREATED))
@@ -250,7 +250,7 @@ def close(tx: Tx, chatroom: Chatroom, reason: str) -> Chatroom:
         [
             (
                 EventType.CHATROOM_CLOSED,
-                {"chatroom": dump(ChatroomRead.of(closed)), "reason": reason},
+                {"chatroom": chatroom_view(closed), "reason": reason},
             )
         ],
     )
@@ -283,7 +283,7 @@ def reopen(tx: Tx, chatroom: Chatroom, reason: str) -> tuple[Chatroom, outbox.Ev
     reopened = reload(tx, chatroom)
     return reopened, (
         EventType.CHATROOM_REOPENED,
-        {"chatroom": dump(ChatroomRead.of(reopened)), "reason": reason},
+        {"chatroom": chatroom_view(reopened), "reason": reason},
     )
 
 

@@ -15,7 +15,7 @@ from chatflow.ids import new_id
 from chatflow.services.phones import normalise_phone
 from chatflow.storage import contacts as store
 from chatflow.storage.database import Tx
-from chatflow.views import ContactRead, dump
+from chatflow.views import contact_view
 
 _UNSET: Any = object()
 
@@ -90,7 +90,7 @@ def _insert_new(
         updated_at=tx.now,
     )
     store.insert_contact(tx, contact)
-    outbox.record(tx, org_id, EventType.CONTACT_CREATED, {"contact": dump(ContactRead.of(contact))})
+    outbox.record(tx, org_id, EventType.CONTACT_CREATED, {"contact": contact_view(contact)})
     return contact
 
 
@@ -126,7 +126,7 @@ def do_update_contact(tx: Tx, actor: Actor, contact_id: str, fields: ContactFiel
         tx,
         actor.org_id,
         EventType.CONTACT_UPDATED,
-        {"contact": dump(ContactRead.of(updated)), "changed": sorted(changes)},
+        {"contact": contact_view(updated), "changed": sorted(changes)},
     )
     return updated
 

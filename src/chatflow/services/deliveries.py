@@ -15,7 +15,7 @@ from chatflow.events.types import EventType
 from chatflow.storage import messages as message_store
 from chatflow.storage import outbound as outbound_store
 from chatflow.storage.database import Tx
-from chatflow.views import MessageRead, dump
+from chatflow.views import message_view
 
 
 def _record(tx: Tx, before: Message, after: Message) -> None:
@@ -27,7 +27,7 @@ def _record(tx: Tx, before: Message, after: Message) -> None:
         [
             (
                 EventType.MESSAGE_STATUS_UPDATED,
-                {"message": dump(MessageRead.of(after)), "previous_status": before.status.value},
+                {"message": message_view(after), "previous_status": before.status.value},
             )
         ],
     )

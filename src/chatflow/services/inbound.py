@@ -38,7 +38,7 @@ from chatflow.storage import accounts as account_store
 from chatflow.storage import chatrooms as chatroom_store
 from chatflow.storage import messages as message_store
 from chatflow.storage.database import Tx
-from chatflow.views import ChatroomRead, ContactRead, MessageRead, dump
+from chatflow.views import chatroom_view, contact_view, message_view
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ def receive(tx: Tx, inbound: InboundMessage) -> InboundResult:
         created_at=tx.now,
     )
     message_store.insert_message(tx, message)
-    specs.append((EventType.MESSAGE_CREATED, {"message": dump(MessageRead.of(message))}))
+    specs.append((EventType.MESSAGE_CREATED, {"message": message_view(message)}))
 
     # The chatroom was loaded under its row lock, so its participants and pending agents are
     # current: statements that would find none of them are not run.
@@ -165,7 +165,7 @@ def _new_chatroom(tx: Tx, inbound: InboundMessage) -> tuple[Chatroom, list[outbo
     chatroom = chatroom_service.insert_new(
         tx, inbound.channel.org_id, inbound.contact.id, inbound.channel.id, window_expires_at=None
     )
-    return chatroom, [(EventType.CHATROOM_CREATED, {"chatroom": dump(ChatroomRead.of(chatroom))})]
+    return chatroom, [(EventType.CHATROOM_CREATED, {"chatroom": chatroom_view(chatroom)})]
 
 
 def _tapped_template(tx: Tx, chatroom: Chatroom, inbound: InboundMessage) -> Message | None:
@@ -216,7 +216,7 @@ def _template_response(
         EventType.TEMPLATE_RESPONSE,
         {
             "chatroom_id": chatroom.id,
-            "contact": dump(ContactRead.of(inbound.contact)),
+            "contact": contact_view(inbound.contact),
             "message_id": message.id,
             "template_message_id": template_message.id,
             "template": {"name": template.get("name"), "language": template.get("language")},

@@ -46,7 +46,7 @@ from chatflow.storage import messages as store
 from chatflow.storage import outbound as outbound_store
 from chatflow.storage import templates as template_store
 from chatflow.storage.database import Tx
-from chatflow.views import MessageRead, dump
+from chatflow.views import message_view
 
 MAX_TEXT_LENGTH = 4096
 
@@ -108,7 +108,7 @@ def _commit_outbound(
         # Only an agent's own send counts as having read the chatroom.
         chatroom_store.mark_read(tx, chatroom.id, sender_agent)
     specs: list[outbox.EventSpec] = [
-        (EventType.MESSAGE_CREATED, {"message": dump(MessageRead.of(message))})
+        (EventType.MESSAGE_CREATED, {"message": message_view(message)})
     ]
     if bumps:
         specs.append(bumped(chatroom, key, "message"))

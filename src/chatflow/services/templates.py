@@ -20,7 +20,7 @@ from chatflow.events.types import EventType
 from chatflow.ids import new_id
 from chatflow.storage import templates as store
 from chatflow.storage.database import Tx
-from chatflow.views import TemplateRead, dump
+from chatflow.views import template_view
 
 
 def access_template(tx: Tx, actor: Actor, template_id: str) -> Template:
@@ -122,7 +122,7 @@ def _record_status_change(tx: Tx, before: Template, after: Template) -> None:
         tx,
         after.org_id,
         EventType.TEMPLATE_STATUS_UPDATED,
-        {"template": dump(TemplateRead.of(after)), "previous_status": before.status.value},
+        {"template": template_view(after), "previous_status": before.status.value},
     )
 
 
@@ -205,7 +205,7 @@ def do_sync_templates(tx: Tx, actor: Actor, remote: list[RemoteTemplate]) -> Syn
                 tx,
                 actor.org_id,
                 EventType.TEMPLATE_STATUS_UPDATED,
-                {"template": dump(TemplateRead.of(template)), "previous_status": None},
+                {"template": template_view(template), "previous_status": None},
             )
             created.append(template)
             continue

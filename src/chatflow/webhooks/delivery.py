@@ -26,7 +26,7 @@ from chatflow.ids import new_id
 from chatflow.storage import webhooks as store
 from chatflow.storage.database import Tx
 from chatflow.storage.webhooks import Claimed
-from chatflow.views import WebhookEndpointRead, dump
+from chatflow.views import webhook_endpoint_view
 from chatflow.webhooks.sender import AttemptResult
 
 AnyEvent = TypeVar("AnyEvent", Event, EventHead)
@@ -205,6 +205,6 @@ def disable(tx: Tx, endpoint: WebhookEndpoint, reason: DisabledReason) -> Webhoo
             tx,
             endpoint.org_id,
             EventType.WEBHOOK_ENDPOINT_DISABLED,
-            {"endpoint": dump(WebhookEndpointRead.of(disabled)), "reason": reason.value},
+            {"endpoint": webhook_endpoint_view(disabled), "reason": reason.value},
         )
     return disabled

@@ -26,7 +26,16 @@ from chatflow.domain.errors import InvalidCredentialsError
 from chatflow.domain.models import Role
 from chatflow.services import accounts
 from chatflow.services.passwords import hash_password, verify_password
-from chatflow.views import AgentRead, ApiKeyCreated, ApiKeyRead, OrganizationRead
+from chatflow.views import (
+    AgentRead,
+    ApiKeyCreated,
+    ApiKeyRead,
+    OrganizationRead,
+    agent_view,
+    api_key_created_view,
+    api_key_view,
+    organization_view,
+)
 
 router = APIRouter(route_class=CompiledRoute, prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -43,7 +52,7 @@ async def login(body: schemas.LoginRequest, runtime: RuntimeDep) -> Response:
         raise InvalidCredentialsError("The email or password is wrong")
     token, expires_at = await database.write(lambda tx: accounts.do_start_session(tx, agent))
     response = json_response(
-        schemas.SessionRead(token=token, expires_at=iso(expires_at), agent=AgentRead.of(agent))
+        schemas.SessionRead(token=token, expires_at=iso(expires_at), agent=agent_view(agent))
     )
     response.set_cookie(
         SESSION_COOKIE,
@@ -75,12 +84,12 @@ async def me(actor: CurrentActor, db: Db) -> dict[str, object]:
     org = await db.read(lambda tx: accounts.get_organization(tx, actor))
     result: dict[str, object] = {
         "kind": actor.kind.value,
-        "organization": OrganizationRead.of(org).model_dump(mode="json"),
+        "organization": organization_view(org),
     }
     if actor.agent_id is not None:
         agent_id = actor.agent_id
         agent = await db.read(lambda tx: accounts.access_agent(tx, actor, agent_id))
-        result["agent"] = AgentRead.of(agent).model_dump(mode="json")
+        result["agent"] = agent_view(agent)
     else:
         result["api_key_id"] = actor.id
     return result
@@ -89,7 +98,7 @@ async def me(actor: CurrentActor, db: Db) -> dict[str, object]:
 @router.get("/organization", response_model=OrganizationRead, tags=["organization"])
 async def get_organization(actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        OrganizationRead.of(await db.read(lambda tx: accounts.get_organization(tx, actor)))
+        organization_view(await db.read(lambda tx: accounts.get_organization(tx, actor)))
     )
 
 
@@ -105,7 +114,7 @@ async def update_organization(
         lambda tx: accounts.do_update_organization(
             tx, actor, name=body.name, idle_close_seconds=body.idle_close_seconds, clear_idle=clear
         ),
-        lambda org: (200, OrganizationRead.of(org)),
+        lambda org: (200, organization_view(org)),
     )
 
 
@@ -128,7 +137,7 @@ async def create_agent(
             role=Role(body.role),
             password_hash=password_hash,
         ),
-        lambda agent: (201, AgentRead.of(agent)),
+        lambda agent: (201, agent_view(agent)),
     )
 
 
@@ -137,13 +146,13 @@ async def list_agents(
     actor: CurrentActor, db: Db, cursor: Cursor = None, limit: Limit = 20
 ) -> Response:
     page = await db.read(lambda tx: accounts.list_agents(tx, actor, cursor=cursor, limit=limit))
-    return page_response(page, AgentRead.of)
+    return page_response(page, agent_view)
 
 
 @router.get("/agents/{agent_id}", response_model=AgentRead, tags=["agents"])
 async def get_agent(agent_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        AgentRead.of(await db.read(lambda tx: accounts.access_agent(tx, actor, agent_id)))
+        agent_view(await db.read(lambda tx: accounts.access_agent(tx, actor, agent_id)))
     )
 
 
@@ -170,7 +179,7 @@ async def update_agent(
             active=body.active,
             password_hash=password_hash,
         ),
-        lambda agent: (200, AgentRead.of(agent)),
+        lambda agent: (200, agent_view(agent)),
     )
     runtime.authenticator.forget(actor_id=agent_id)
     return response
@@ -186,7 +195,7 @@ async def create_api_key(
         db,
         actor,
         lambda tx: accounts.do_create_api_key(tx, actor, name=body.name),
-        lambda made: (201, ApiKeyCreated(**ApiKeyRead.of(made[0]).model_dump(), key=made[1])),
+        lambda made: (201, api_key_created_view(*made)),
     )
 
 
@@ -195,7 +204,7 @@ async def list_api_keys(
     actor: CurrentActor, db: Db, cursor: Cursor = None, limit: Limit = 20
 ) -> Response:
     page = await db.read(lambda tx: accounts.list_api_keys(tx, actor, cursor=cursor, limit=limit))
-    return page_response(page, ApiKeyRead.of)
+    return page_response(page, api_key_view)
 
 
 @router.delete("/api-keys/{key_id}", response_model=ApiKeyRead, tags=["api keys"])
@@ -203,4 +212,4 @@ async def revoke_api_key(key_id: str, actor: CurrentActor, runtime: RuntimeDep) 
     """Revoke a key: it stops working at once."""
     key = await runtime.database.write(lambda tx: accounts.do_revoke_api_key(tx, actor, key_id))
     runtime.authenticator.forget(actor_id=key.id)
-    return json_response(ApiKeyRead.of(key))
+    return json_response(api_key_view(key))

@@ -12,7 +12,7 @@ from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
 from chatflow.domain.models import ChannelType
 from chatflow.services import channels
-from chatflow.views import ChannelRead
+from chatflow.views import ChannelRead, channel_view
 
 router = APIRouter(
     route_class=CompiledRoute, prefix="/v1/channels", tags=["channels"], responses=PROBLEM_RESPONSES
@@ -41,7 +41,7 @@ async def create_channel(
             customer_window=body.customer_window,
             config=body.config,
         ),
-        lambda channel: (201, ChannelRead.of(channel)),
+        lambda channel: (201, channel_view(channel)),
     )
 
 
@@ -50,13 +50,13 @@ async def list_channels(
     actor: CurrentActor, db: Db, cursor: Cursor = None, limit: Limit = 20
 ) -> Response:
     page = await db.read(lambda tx: channels.list_channels(tx, actor, cursor=cursor, limit=limit))
-    return page_response(page, ChannelRead.of)
+    return page_response(page, channel_view)
 
 
 @router.get("/{channel_id}", response_model=ChannelRead)
 async def get_channel(channel_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        ChannelRead.of(await db.read(lambda tx: channels.access_channel(tx, actor, channel_id)))
+        channel_view(await db.read(lambda tx: channels.access_channel(tx, actor, channel_id)))
     )
 
 
@@ -82,7 +82,7 @@ async def update_channel(
             customer_window=body.customer_window,
             config=body.config,
         ),
-        lambda channel: (200, ChannelRead.of(channel)),
+        lambda channel: (200, channel_view(channel)),
     )
     # New secrets take effect at once for the provider's calls to this process.
     runtime.provider_channels.forget(channel_id)

@@ -16,7 +16,15 @@ from chatflow.domain.errors import ValidationError
 from chatflow.domain.models import ChatroomStatus, MessageFlags
 from chatflow.domain.templates import TemplateVariables
 from chatflow.services import chatrooms, messages
-from chatflow.views import ChatroomCreated, ChatroomListEntry, ChatroomRead, MessageRead
+from chatflow.views import (
+    ChatroomCreated,
+    ChatroomRead,
+    MessageRead,
+    chatroom_created_view,
+    chatroom_list_entry_view,
+    chatroom_view,
+    message_view,
+)
 
 router = APIRouter(
     route_class=CompiledRoute,
@@ -57,7 +65,7 @@ async def create_chatroom(
             participant_ids=body.participants,
             assign_on_handover=body.assign_on_handover,
         ),
-        lambda made: (201 if made[1] else 200, ChatroomCreated.of_result(*made)),
+        lambda made: (201 if made[1] else 200, chatroom_created_view(*made)),
     )
 
 
@@ -89,7 +97,7 @@ async def list_chatrooms(
         page = await db.read(
             lambda tx: chatrooms.list_for_agent(tx, actor, target, cursor=cursor, limit=limit)
         )
-        return page_response(page, ChatroomListEntry.of_item)
+        return page_response(page, chatroom_list_entry_view)
     org_page = await db.read(
         lambda tx: chatrooms.list_for_organization(
             tx,
@@ -99,13 +107,13 @@ async def list_chatrooms(
             status=None if status is None else ChatroomStatus(status),
         )
     )
-    return page_response(org_page, ChatroomRead.of)
+    return page_response(org_page, chatroom_view)
 
 
 @router.get("/{chatroom_id}", response_model=ChatroomRead)
 async def get_chatroom(chatroom_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        ChatroomRead.of(await db.read(lambda tx: chatrooms.access_chatroom(tx, actor, chatroom_id)))
+        chatroom_view(await db.read(lambda tx: chatrooms.access_chatroom(tx, actor, chatroom_id)))
     )
 
 
@@ -119,7 +127,7 @@ async def reassign(
         db,
         actor,
         lambda tx: chatrooms.do_reassign(tx, actor, chatroom_id, body.agent_ids),
-        lambda chatroom: (200, ChatroomRead.of(chatroom)),
+        lambda chatroom: (200, chatroom_view(chatroom)),
     )
 
 
@@ -138,7 +146,7 @@ async def mark_read(
         db,
         actor,
         lambda tx: chatrooms.do_mark_read(tx, actor, chatroom_id, agent_id),
-        lambda chatroom: (200, ChatroomRead.of(chatroom)),
+        lambda chatroom: (200, chatroom_view(chatroom)),
     )
 
 
@@ -149,7 +157,7 @@ async def close(chatroom_id: str, request: Request, actor: CurrentActor, db: Db)
         db,
         actor,
         lambda tx: chatrooms.do_close(tx, actor, chatroom_id),
-        lambda chatroom: (200, ChatroomRead.of(chatroom)),
+        lambda chatroom: (200, chatroom_view(chatroom)),
     )
 
 
@@ -161,7 +169,7 @@ async def reopen(chatroom_id: str, request: Request, actor: CurrentActor, db: Db
         db,
         actor,
         lambda tx: chatrooms.do_reopen(tx, actor, chatroom_id),
-        lambda chatroom: (200, ChatroomRead.of(chatroom)),
+        lambda chatroom: (200, chatroom_view(chatroom)),
     )
 
 
@@ -183,7 +191,7 @@ async def send_message(
         lambda tx: messages.do_send_message(
             tx, actor, chatroom_id, text=body.text, as_agent_id=body.as_agent_id
         ),
-        lambda message: (201, MessageRead.of(message)),
+        lambda message: (201, message_view(message)),
     )
 
 
@@ -195,13 +203,13 @@ async def list_messages(
     page = await db.read(
         lambda tx: messages.list_messages(tx, actor, chatroom_id, cursor=cursor, limit=limit)
     )
-    return page_response(page, MessageRead.of)
+    return page_response(page, message_view)
 
 
 @router.get("/{chatroom_id}/messages/{message_id}", response_model=MessageRead, tags=["messages"])
 async def get_message(chatroom_id: str, message_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        MessageRead.of(
+        message_view(
             await db.read(lambda tx: messages.access_message(tx, actor, chatroom_id, message_id))
         )
     )
@@ -265,5 +273,5 @@ async def send_template_message(
             flags=flags,
             as_agent_id=body.as_agent_id,
         ),
-        lambda message: (201, MessageRead.of(message)),
+        lambda message: (201, message_view(message)),
     )

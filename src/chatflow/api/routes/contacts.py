@@ -13,7 +13,7 @@ from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
 from chatflow.services import contacts
-from chatflow.views import ContactRead
+from chatflow.views import ContactRead, contact_view
 
 router = APIRouter(
     route_class=CompiledRoute, prefix="/v1/contacts", tags=["contacts"], responses=PROBLEM_RESPONSES
@@ -40,7 +40,7 @@ async def create_contact(
         db,
         actor,
         lambda tx: contacts.do_create_contact(tx, actor, fields),
-        lambda contact: (201, ContactRead.of(contact)),
+        lambda contact: (201, contact_view(contact)),
     )
 
 
@@ -58,13 +58,13 @@ async def list_contacts(
     page = await db.read(
         lambda tx: contacts.list_contacts(tx, actor, cursor=cursor, limit=limit, phone=phone)
     )
-    return page_response(page, ContactRead.of)
+    return page_response(page, contact_view)
 
 
 @router.get("/{contact_id}", response_model=ContactRead)
 async def get_contact(contact_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        ContactRead.of(await db.read(lambda tx: contacts.access_contact(tx, actor, contact_id)))
+        contact_view(await db.read(lambda tx: contacts.access_contact(tx, actor, contact_id)))
     )
 
 
@@ -79,5 +79,5 @@ async def update_contact(
         db,
         actor,
         lambda tx: contacts.do_update_contact(tx, actor, contact_id, fields),
-        lambda contact: (200, ContactRead.of(contact)),
+        lambda contact: (200, contact_view(contact)),
     )

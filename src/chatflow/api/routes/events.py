@@ -12,7 +12,7 @@ from chatflow.api.deps import CurrentActor, Cursor, Db, Limit
 from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import page_response
 from chatflow.services import events
-from chatflow.views import EventRead
+from chatflow.views import event_view
 
 router = APIRouter(
     route_class=CompiledRoute, prefix="/v1/events", tags=["events"], responses=PROBLEM_RESPONSES
@@ -34,4 +34,4 @@ async def list_events(
             tx, actor, cursor=cursor, limit=limit, types=type, chatroom_id=chatroom_id
         )
     )
-    return page_response(page, EventRead.of)
+    return page_response(page, event_view)

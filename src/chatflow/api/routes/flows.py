@@ -28,8 +28,12 @@ from chatflow.views import (
     FlowVersionRead,
     RunDetail,
     RunRead,
-    RunStepRead,
     ValidationRead,
+    flow_version_view,
+    flow_view,
+    run_detail_view,
+    run_view,
+    validation_view,
 )
 
 router = APIRouter(route_class=CompiledRoute, tags=["flows"], responses=PROBLEM_RESPONSES)
@@ -68,7 +72,7 @@ async def create_flow(
         db,
         actor,
         lambda tx: flows.do_create_flow(tx, actor, name=body.name, document=body.document),
-        lambda flow: (201, FlowRead.of(flow)),
+        lambda flow: (201, flow_view(flow)),
     )
 
 
@@ -77,14 +81,12 @@ async def list_flows(
     actor: CurrentActor, db: Db, cursor: Cursor = None, limit: Limit = 20
 ) -> Response:
     page = await db.read(lambda tx: flows.list_flows(tx, actor, cursor=cursor, limit=limit))
-    return page_response(page, FlowRead.of)
+    return page_response(page, flow_view)
 
 
 @router.get(FLOWS + "/{flow_id}", response_model=FlowRead)
 async def get_flow(flow_id: str, actor: CurrentActor, db: Db) -> Response:
-    return json_response(
-        FlowRead.of(await db.read(lambda tx: flows.access_flow(tx, actor, flow_id)))
-    )
+    return json_response(flow_view(await db.read(lambda tx: flows.access_flow(tx, actor, flow_id))))
 
 
 @router.put(FLOWS + "/{flow_id}", response_model=FlowRead)
@@ -100,7 +102,7 @@ async def save_draft(
         lambda tx: flows.do_save_draft(
             tx, actor, flow_id, revision=body.revision, document=body.document, name=body.name
         ),
-        lambda flow: (200, FlowRead.of(flow)),
+        lambda flow: (200, flow_view(flow)),
     )
 
 
@@ -111,7 +113,7 @@ async def validate_flow(
     """Every problem at once, each with a JSON pointer, the node and the parameter."""
     flow = await db.read(lambda tx: flows.access_flow(tx, actor, flow_id))
     document = flow.draft if body is None or body.document is None else body.document
-    return json_response(ValidationRead.of(flows.validate_document(document)))
+    return json_response(validation_view(flows.validate_document(document)))
 
 
 @router.post(FLOWS + "/{flow_id}/test-runs")
@@ -161,7 +163,7 @@ async def deploy_flow(
         lambda tx: flows.do_deploy(
             tx, actor, flow_id, message=deploy.message, revision=deploy.revision
         ),
-        lambda version: (201, FlowVersionRead.of(version)),
+        lambda version: (201, flow_version_view(version)),
     )
 
 
@@ -173,7 +175,7 @@ async def list_versions(
     page = await db.read(
         lambda tx: flows.list_versions(tx, actor, flow_id, cursor=cursor, limit=limit)
     )
-    return page_response(page, FlowVersionRead.of)
+    return page_response(page, flow_version_view)
 
 
 @router.post(FLOWS + "/{flow_id}/rollback", response_model=FlowVersionRead)
@@ -186,7 +188,7 @@ async def rollback_flow(
         db,
         actor,
         lambda tx: flows.do_rollback(tx, actor, flow_id, number=body.version),
-        lambda version: (200, FlowVersionRead.of(version)),
+        lambda version: (200, flow_version_view(version)),
     )
 
 
@@ -198,7 +200,7 @@ async def undeploy_flow(flow_id: str, request: Request, actor: CurrentActor, db:
         db,
         actor,
         lambda tx: flows.do_undeploy(tx, actor, flow_id),
-        lambda flow: (200, FlowRead.of(flow)),
+        lambda flow: (200, flow_view(flow)),
     )
 
 
@@ -214,7 +216,7 @@ async def start_run(
         lambda tx: operations.do_start_manual(
             tx, actor, flow_id, inputs=body.inputs, chatroom_id=body.chatroom_id
         ),
-        lambda run: (201, RunRead.of(run)),
+        lambda run: (201, run_view(run)),
     )
 
 
@@ -264,7 +266,7 @@ async def _runs_page(
             limit=limit,
         )
     )
-    return page_response(page, RunRead.of)
+    return page_response(page, run_view)
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunDetail)
@@ -272,8 +274,7 @@ async def get_run(run_id: str, actor: CurrentActor, db: Db) -> Response:
     """A run and every step it took: parameters after interpolation, outcome, output, error,
     start and end."""
     run, steps = await db.read(lambda tx: flows.run_with_steps(tx, actor, run_id))
-    detail = RunDetail(**RunRead.of(run).model_dump(), steps=[RunStepRead.of(s) for s in steps])
-    return json_response(detail)
+    return json_response(run_detail_view(run, steps))
 
 
 @router.post("/v1/runs/{run_id}/cancel", response_model=RunRead)
@@ -284,7 +285,7 @@ async def cancel_run(run_id: str, request: Request, actor: CurrentActor, db: Db)
         db,
         actor,
         lambda tx: operations.do_cancel_run(tx, actor, run_id),
-        lambda run: (200, RunRead.of(run)),
+        lambda run: (200, run_view(run)),
     )
 
 

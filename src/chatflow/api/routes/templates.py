@@ -14,7 +14,7 @@ from chatflow.api.problems import PROBLEM_RESPONSES
 from chatflow.api.respond import json_response, page_response, write
 from chatflow.domain.models import TemplateStatus
 from chatflow.services import templates
-from chatflow.views import TemplateRead
+from chatflow.views import TemplateRead, template_view
 
 router = APIRouter(
     route_class=CompiledRoute,
@@ -41,7 +41,7 @@ async def create_template(
             category=body.category,
             components=body.components,
         ),
-        lambda template: (201, TemplateRead.of(template)),
+        lambda template: (201, template_view(template)),
     )
 
 
@@ -66,13 +66,13 @@ async def list_templates(
             name=name,
         )
     )
-    return page_response(page, TemplateRead.of)
+    return page_response(page, template_view)
 
 
 @router.get("/{template_id}", response_model=TemplateRead)
 async def get_template(template_id: str, actor: CurrentActor, db: Db) -> Response:
     return json_response(
-        TemplateRead.of(await db.read(lambda tx: templates.access_template(tx, actor, template_id)))
+        template_view(await db.read(lambda tx: templates.access_template(tx, actor, template_id)))
     )
 
 
@@ -88,7 +88,7 @@ async def update_template(
         lambda tx: templates.do_update_template(
             tx, actor, template_id, category=body.category, components=body.components
         ),
-        lambda template: (200, TemplateRead.of(template)),
+        lambda template: (200, template_view(template)),
     )
 
 
@@ -102,7 +102,7 @@ async def approve_template(
         db,
         actor,
         lambda tx: templates.do_review_template(tx, actor, template_id, approve=True),
-        lambda template: (200, TemplateRead.of(template)),
+        lambda template: (200, template_view(template)),
     )
 
 
@@ -123,5 +123,5 @@ async def reject_template(
         lambda tx: templates.do_review_template(
             tx, actor, template_id, approve=False, reason=reason
         ),
-        lambda template: (200, TemplateRead.of(template)),
+        lambda template: (200, template_view(template)),
     )

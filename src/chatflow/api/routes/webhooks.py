@@ -21,6 +21,9 @@ from chatflow.views import (
     WebhookEndpointRead,
     WebhookPingResult,
     WebhookRecovery,
+    webhook_delivery_view,
+    webhook_endpoint_created_view,
+    webhook_endpoint_view,
 )
 
 router = APIRouter(route_class=CompiledRoute, tags=["webhooks"], responses=PROBLEM_RESPONSES)
@@ -28,7 +31,7 @@ ENDPOINTS = "/v1/webhook-endpoints"
 
 
 def _delivery(log: webhooks.DeliveryLog) -> WebhookDeliveryRead:
-    return WebhookDeliveryRead.of(log.delivery, log.attempts)
+    return webhook_delivery_view(log.delivery, log.attempts)
 
 
 @router.post(ENDPOINTS, status_code=201, response_model=WebhookEndpointCreated)
@@ -53,7 +56,7 @@ async def create_endpoint(
             event_types=body.event_types,
             enabled=body.enabled,
         ),
-        lambda endpoint: (201, WebhookEndpointCreated.made(endpoint)),
+        lambda endpoint: (201, webhook_endpoint_created_view(endpoint)),
     )
 
 
@@ -62,13 +65,13 @@ async def list_endpoints(
     actor: CurrentActor, db: Db, cursor: Cursor = None, limit: Limit = 20
 ) -> Response:
     page = await db.read(lambda tx: webhooks.list_endpoints(tx, actor, cursor=cursor, limit=limit))
-    return page_response(page, WebhookEndpointRead.of)
+    return page_response(page, webhook_endpoint_view)
 
 
 @router.get(ENDPOINTS + "/{endpoint_id}", response_model=WebhookEndpointRead)
 async def get_endpoint(endpoint_id: str, actor: CurrentActor, db: Db) -> Response:
     endpoint = await db.read(lambda tx: webhooks.access_endpoint(tx, actor, endpoint_id))
-    return json_response(WebhookEndpointRead.of(endpoint))
+    return json_response(webhook_endpoint_view(endpoint))
 
 
 @router.patch(ENDPOINTS + "/{endpoint_id}", response_model=WebhookEndpointRead)
@@ -96,7 +99,7 @@ async def update_endpoint(
             event_types=body.event_types,
             enabled=body.enabled,
         ),
-        lambda endpoint: (200, WebhookEndpointRead.of(endpoint)),
+        lambda endpoint: (200, webhook_endpoint_view(endpoint)),
     )
 
 
@@ -118,7 +121,7 @@ async def rotate_secret(
         db,
         actor,
         lambda tx: webhooks.do_rotate_secret(tx, actor, endpoint_id),
-        lambda endpoint: (200, WebhookEndpointCreated.made(endpoint)),
+        lambda endpoint: (200, webhook_endpoint_created_view(endpoint)),
     )
 
 

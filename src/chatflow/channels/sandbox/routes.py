@@ -15,7 +15,7 @@ from chatflow.api.respond import write
 from chatflow.channels.sandbox import customer
 from chatflow.clock import to_millis
 from chatflow.domain.errors import ValidationError
-from chatflow.views import MessageRead
+from chatflow.views import MessageRead, message_view
 
 router = APIRouter(
     route_class=CompiledRoute, prefix="/v1/sandbox", tags=["sandbox"], responses=PROBLEM_RESPONSES
@@ -78,5 +78,5 @@ async def customer_message(
             reply_to_message_id=body.reply_to_message_id,
             timestamp=timestamp,
         ),
-        lambda result: (201, MessageRead.of(result.message)),
+        lambda result: (201, message_view(result.message)),
     )

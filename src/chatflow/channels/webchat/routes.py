@@ -20,12 +20,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request, WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field
+from pydantic import Field, TypeAdapter
 from starlette.responses import Response
+from typing_extensions import TypedDict
 
 from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import Db, Runtime, bearer_token
@@ -47,7 +48,7 @@ from chatflow.domain.errors import (
     NotFoundError,
     ValidationError,
 )
-from chatflow.domain.models import Channel, Message
+from chatflow.domain.models import Channel, Message, SenderType
 from chatflow.live.audience import Visitor as StreamVisitor
 from chatflow.live.hub import (
     LiveEvent,
@@ -56,7 +57,13 @@ from chatflow.live.hub import (
 from chatflow.services.messages import MAX_TEXT_LENGTH
 from chatflow.storage import accounts as account_store
 from chatflow.storage.database import Tx
-from chatflow.views import MessageRead, View, VisitorMessageRead
+from chatflow.views import (
+    MessageRead,
+    VisitorMessageRead,
+    message_view,
+    to_json,
+    visitor_message_view,
+)
 
 router = APIRouter(route_class=CompiledRoute, tags=["web chat"], responses=PROBLEM_RESPONSES)
 
@@ -175,8 +182,8 @@ class VisitorStart(Body):
     email: str | None = Field(default=None, max_length=visitors.MAX_EMAIL)
 
 
-class VisitorStarted(View):
-    token: str = Field(description="The visitor's credential. Shown this once; keep it.")
+class VisitorStarted(TypedDict):
+    token: Annotated[str, Field(description="The visitor's credential. Shown this once; keep it.")]
     name: str | None
     email: str | None
 
@@ -196,18 +203,20 @@ class VisitorWrite(Body):
     )
 
 
-class VisitorHistory(BaseModel):
-    data: list[VisitorMessageRead] = Field(description="Oldest first.")
-    next_before: str | None = Field(
-        description="Pass as `before` for the earlier messages; null: there are none."
-    )
-    stream_cursor: str = Field(
-        description="Open the stream with `after` this: nothing after this read is missed."
-    )
+class VisitorHistory(TypedDict):
+    data: Annotated[list[VisitorMessageRead], Field(description="Oldest first.")]
+    next_before: Annotated[
+        str | None,
+        Field(description="Pass as `before` for the earlier messages; null: there are none."),
+    ]
+    stream_cursor: Annotated[
+        str,
+        Field(description="Open the stream with `after` this: nothing after this read is missed."),
+    ]
 
 
 def _render(message: Message, names: dict[str, str]) -> VisitorMessageRead:
-    return VisitorMessageRead.of(MessageRead.of(message), names.get(message.sender_id or ""))
+    return visitor_message_view(message_view(message), names.get(message.sender_id or ""))
 
 
 @router.post("/chat/{key}/visitors", status_code=201, response_model=VisitorStarted)
@@ -334,6 +343,9 @@ async def _hello(websocket: WebSocket) -> tuple[str, str | None] | None:
     return token, after
 
 
+_MESSAGE: TypeAdapter[MessageRead] = TypeAdapter(MessageRead)
+
+
 class _Renderer:
     """Turns events into the visitor's frames; agents' names are looked up once per connection."""
 
@@ -344,11 +356,11 @@ class _Renderer:
 
     async def frames(self, items: Sequence[LiveEvent]) -> list[str]:
         shown = [
-            (item, MessageRead.model_validate(data))
+            (item, _MESSAGE.validate_python(data))
             for item in items
             if isinstance(data := item.event.data.get("message"), dict)
         ]
-        senders = {read.sender.id for _, read in shown if read.sender.type == "agent"}
+        senders = {r["sender"]["id"] for _, r in shown if r["sender"]["type"] == SenderType.AGENT}
         unknown = sorted(s for s in senders if s is not None and s not in self._names)
         if unknown:
             agents = await self._runtime.database.read(
@@ -359,6 +371,6 @@ class _Renderer:
         return [self._frame(item.cursor, read) for item, read in shown]
 
     def _frame(self, cursor: str, read: MessageRead) -> str:
-        view = VisitorMessageRead.of(read, self._names.get(read.sender.id or ""))
+        view = visitor_message_view(read, self._names.get(read["sender"]["id"] or ""))
         # Cursors are URL-safe base64 and the view is JSON already: no escaping needed.
-        return f'{{"type":"message","cursor":"{cursor}","message":{view.model_dump_json()}}}'
+        return f'{{"type":"message","cursor":"{cursor}","message":{to_json(view).decode()}}}'

@@ -40,7 +40,7 @@ from chatflow.storage import messages as message_store
 from chatflow.storage import webchat as store
 from chatflow.storage.database import Tx
 from chatflow.storage.events import log_end
-from chatflow.views import ContactRead, dump
+from chatflow.views import contact_view
 
 TOKEN_PREFIX = "wcv_"
 MAX_NAME = 128
@@ -139,9 +139,7 @@ def do_start(tx: Tx, key: str, *, name: str | None, email: str | None) -> Starte
         updated_at=tx.now,
     )
     contact_store.insert_contact(tx, contact)
-    outbox.record(
-        tx, channel.org_id, EventType.CONTACT_CREATED, {"contact": dump(ContactRead.of(contact))}
-    )
+    outbox.record(tx, channel.org_id, EventType.CONTACT_CREATED, {"contact": contact_view(contact)})
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = store.VisitorRow(
         id=new_id("wcv"),

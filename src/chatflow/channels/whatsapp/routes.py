@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.responses import PlainTextResponse, Response
+from typing_extensions import TypedDict
 
 from chatflow.api.compiled_route import CompiledRoute
 from chatflow.api.deps import CurrentActor, Db, Runtime, RuntimeDep
@@ -30,7 +31,7 @@ from chatflow.domain.models import Channel, ChannelType, JsonObject, TemplateSta
 from chatflow.services import channels as channel_service
 from chatflow.services import templates as template_service
 from chatflow.services.provider_channels import ProviderChannels
-from chatflow.views import TemplateRead, View
+from chatflow.views import TemplateRead, template_view
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024
 """Meta's notifications are a few KiB; anything this large is not one."""
@@ -90,13 +91,14 @@ async def receive_notification(request: Request, channel_id: str) -> Response:
 # -- templates on the WhatsApp Business Account ----------------------------------------------
 
 
-class TemplateSync(View):
+class TemplateSync(TypedDict):
     created: list[TemplateRead]
     updated: list[TemplateRead]
-    unchanged: int = Field(description="Templates that already matched the account.")
-    skipped: list[dict[str, Any]] = Field(
-        description="Templates of the account chatflow cannot send, with the reason."
-    )
+    unchanged: Annotated[int, Field(description="Templates that already matched the account.")]
+    skipped: Annotated[
+        list[dict[str, Any]],
+        Field(description="Templates of the account chatflow cannot send, with the reason."),
+    ]
 
 
 class TemplateSubmission(Body):
@@ -131,8 +133,8 @@ async def sync_templates(
     result = await db.write(lambda tx: template_service.do_sync_templates(tx, actor, remote))
     return json_response(
         TemplateSync(
-            created=[TemplateRead.of(t) for t in result.created],
-            updated=[TemplateRead.of(t) for t in result.updated],
+            created=[template_view(t) for t in result.created],
+            updated=[template_view(t) for t in result.updated],
             unchanged=result.unchanged,
             skipped=result.skipped,
         )
@@ -188,7 +190,7 @@ async def submit_template(
             tx, actor, template.id, external_id=str(answer.get("id", "")), status=status
         )
     )
-    return json_response(TemplateRead.of(submitted), 201)
+    return json_response(template_view(submitted), 201)
 
 
 def _status(value: Any) -> TemplateStatus | None:

@@ -1,0 +1,77 @@
+"""Views are plain dicts typed by TypedDicts: every response and event payload carries exactly
+its view's fields, in the order the view declares them, with values its schema accepts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import TypeAdapter
+from tests.factories import Org
+
+from chatflow.views import (
+    AgentRead,
+    ApiKeyCreated,
+    ChannelRead,
+    ChatroomCreated,
+    ChatroomListEntry,
+    ChatroomRead,
+    ContactRead,
+    EventRead,
+    MessageRead,
+    OrganizationRead,
+    TemplateRead,
+)
+
+
+def _conforms(body: dict[str, Any], view: Any) -> None:
+    assert list(body) == list(view.__annotations__), view.__name__
+    TypeAdapter(view).validate_python(body, strict=False)
+
+
+@pytest.fixture
+def scene(org: Org) -> dict[str, Any]:
+    """One of each: a chatroom whose customer wrote, a free-form answer and a template."""
+    chatroom = org.chatroom()
+    inbound = org.customer_says(chatroom["id"])
+    answer = org.api.ok(
+        "POST", f"/v1/chatrooms/{chatroom['id']}/messages", {"text": "Hi!"}, status=201
+    )
+    template = org.template()
+    sent = org.send_template(chatroom["id"], template)
+    return {"chatroom": chatroom, "messages": [inbound, answer, sent], "template": template}
+
+
+def test_responses_carry_exactly_their_views_fields_in_order(
+    org: Org, scene: dict[str, Any]
+) -> None:
+    chatroom_id = scene["chatroom"]["id"]
+    _conforms(scene["chatroom"], ChatroomCreated)
+    _conforms(org.api.ok("GET", f"/v1/chatrooms/{chatroom_id}"), ChatroomRead)
+    for message in scene["messages"]:
+        _conforms(message, MessageRead)
+    _conforms(scene["template"], TemplateRead)
+    _conforms(org.api.ok("GET", "/v1/organization"), OrganizationRead)
+    _conforms(org.api.ok("GET", f"/v1/agents/{org.admin_id}"), AgentRead)
+    _conforms(org.api.ok("GET", f"/v1/channels/{org.channel_id}"), ChannelRead)
+    contact_id = scene["chatroom"]["contact_id"]
+    _conforms(org.api.ok("GET", f"/v1/contacts/{contact_id}"), ContactRead)
+    _conforms(org.api.ok("POST", "/v1/api-keys", {"name": "views"}, status=201), ApiKeyCreated)
+    entries = org.api.ok("GET", "/v1/chatrooms", params={"agent_id": org.admin_id})["data"]
+    assert entries
+    for entry in entries:
+        _conforms(entry, ChatroomListEntry)
+
+
+def test_event_payloads_are_the_views_of_the_api(org: Org, scene: dict[str, Any]) -> None:
+    events = org.events(limit=100)
+    assert events
+    payloads = {"message": MessageRead, "chatroom": ChatroomRead, "contact": ContactRead}
+    seen = set()
+    for event in events:
+        _conforms(event, EventRead)
+        for key, view in payloads.items():
+            if key in event["data"]:
+                _conforms(event["data"][key], view)
+                seen.add(key)
+    assert seen == set(payloads)

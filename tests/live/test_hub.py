@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 from tests.factories import Org
@@ -203,3 +204,54 @@ def test_an_event_the_hub_reads_while_a_subscriber_catches_up_reaches_it_once(
     names = asyncio.run(_hub_moves_on_during_catch_up(database, org, monkeypatch))
 
     assert names == ["before", "meanwhile", DONE]
+
+
+async def _subscribes_while_hub_skips(
+    database: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    bus = EventBus()
+    await bus.start()
+    hub = StreamHub(database, bus, poll_seconds=60)
+    await hub.start()
+    subscriber = hub.open(_key_actor(org), hub.position)
+
+    async def page_read_before_the_commit(
+        actor: Actor, after: LogPosition
+    ) -> tuple[list[LiveEvent], LogPosition, bool]:
+        return [], after, True
+
+    monkeypatch.setattr(hub, "_read_page", page_read_before_the_commit)
+    await _record(database, org, "unwatched?")
+    read = database.read
+    registered = False
+
+    async def read_then_subscribe(work: Any) -> Any:
+        nonlocal registered
+        result = await read(work)
+        if not registered:
+            # The subscriber's catch-up, which read before the event committed, ends and it
+            # registers at the hub's position while the hub, with nobody subscribed, reads.
+            registered = True
+            async for _ in subscriber.catch_up():
+                pass
+        return result
+
+    monkeypatch.setattr(database, "read", read_then_subscribe)
+    try:
+        await hub._advance()
+        monkeypatch.setattr(database, "read", read)
+        names = [item.event.data["name"] for item in await subscriber.next(5)]
+    finally:
+        subscriber.close()
+        await hub.close()
+        await bus.close()
+    return names
+
+
+def test_a_subscriber_registering_while_the_hub_skips_unwatched_events_gets_them(
+    database: Database, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nobody subscribed the hub moves past new events reading only their positions; one
+    who registers during that read is owed them, and gets them."""
+    names = asyncio.run(_subscribes_while_hub_skips(database, org, monkeypatch))
+    assert names == ["unwatched?"]

@@ -206,6 +206,12 @@ class StreamHub:
 
     async def _advance(self) -> None:
         while True:
+            if not self._subscribers:
+                skipped = await self._skip_unwatched()
+                if skipped is not None:
+                    if skipped < self._page_size:
+                        return
+                    continue
             batch, members = await self._database.read(
                 partial(
                     self._read_batch,
@@ -221,6 +227,19 @@ class StreamHub:
             self._deliver(batch, members)
             if len(batch) < self._page_size:
                 return
+
+    async def _skip_unwatched(self) -> int | None:
+        """With nobody subscribed, move past a page of the log's new events reading only their
+        positions (no payloads to parse); how many there were. None, and nothing moved, when a
+        subscriber registered during the read: it is owed those events, so they are read whole."""
+        heads = await self._database.read(
+            partial(event_store.read_log_heads, after=self.position, limit=self._page_size)
+        )
+        if self._subscribers:
+            return None
+        if heads:
+            self.position = heads[-1].log_position
+        return len(heads)
 
     def _read_batch(
         self, tx: Tx, *, after: LogPosition, watched: frozenset[OrganizationId]

@@ -4,11 +4,14 @@ One representation per entity, so a webhook consumer and an API client read the 
 view is a plain dict of JSON values, typed by a `TypedDict` whose fields (with their descriptions
 and examples) are also the OpenAPI schema. Building a dict costs a tenth of building and
 validating a pydantic model, and the types are checked where the view is built, by mypy.
-Enumerations are the domain's `StrEnum`s, which are strings.
+Enumerated fields are typed by the domain's `StrEnum`s, so the schemas name them, and hold
+their values as plain strings (`_wire`): pydantic writes a plain string in half the time of an
+enum member.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any, Literal, cast
 
 from pydantic import Field, TypeAdapter
@@ -46,6 +49,11 @@ from chatflow.domain.models import (
 
 def _iso(millis: int | None) -> str | None:
     return None if millis is None else iso(millis)
+
+
+def _wire(member: StrEnum) -> Any:
+    """The member's value, for a field typed by its enumeration."""
+    return member.value
 
 
 def _example(value: object) -> Any:
@@ -89,7 +97,7 @@ def agent_view(agent: Agent) -> AgentRead:
         "id": agent.id,
         "email": agent.email,
         "name": agent.name,
-        "role": agent.role,
+        "role": _wire(agent.role),
         "active": agent.active,
         "created_at": iso(agent.created_at),
     }
@@ -169,7 +177,7 @@ class ChannelRead(TypedDict):
 def channel_view(channel: Channel) -> ChannelRead:
     return {
         "id": channel.id,
-        "type": channel.type,
+        "type": _wire(channel.type),
         "name": channel.name,
         "customer_window": channel.customer_window,
         "config": channel.config,
@@ -222,7 +230,7 @@ def chatroom_view(chatroom: Chatroom) -> ChatroomRead:
         "id": chatroom.id,
         "contact_id": chatroom.contact_id,
         "channel_id": chatroom.channel_id,
-        "status": chatroom.status,
+        "status": _wire(chatroom.status),
         "participants": [participant_view(p) for p in chatroom.participants],
         "pending_agent_ids": list(chatroom.pending_agent_ids),
         "created_at": iso(chatroom.created_at),
@@ -311,9 +319,9 @@ def message_view(message: Message) -> MessageRead:
     return {
         "id": message.id,
         "chatroom_id": message.chatroom_id,
-        "direction": message.direction,
-        "sender": {"type": message.sender_type, "id": message.sender_id},
-        "kind": message.kind,
+        "direction": _wire(message.direction),
+        "sender": {"type": _wire(message.sender_type), "id": message.sender_id},
+        "kind": _wire(message.kind),
         "text": message.text,
         "template": message.template,
         "button": None
@@ -330,7 +338,7 @@ def message_view(message: Message) -> MessageRead:
             "bump": flags.bump,
             "bump_response": flags.bump_response,
         },
-        "status": message.status,
+        "status": _wire(message.status),
         "channel_message_id": message.channel_message_id,
         "channel_timestamp": _iso(message.channel_timestamp),
         "error": message.error,
@@ -457,7 +465,7 @@ def template_view(template: Template) -> TemplateRead:
         # Checked against the three categories when the template was written.
         "category": cast(TemplateCategory, template.category),
         "components": template.components,
-        "status": template.status,
+        "status": _wire(template.status),
         "rejection_reason": template.rejection_reason,
         "external_id": template.external_id,
         "created_at": iso(template.created_at),
@@ -523,7 +531,9 @@ def webhook_endpoint_view(endpoint: WebhookEndpoint) -> WebhookEndpointRead:
         "description": endpoint.description,
         "event_types": endpoint.event_types,
         "enabled": endpoint.enabled,
-        "disabled_reason": endpoint.disabled_reason,
+        "disabled_reason": None
+        if endpoint.disabled_reason is None
+        else _wire(endpoint.disabled_reason),
         "failing_since": _iso(endpoint.failing_since),
         "previous_secret_expires_at": _iso(endpoint.previous_secret_expires_at),
         "created_at": iso(endpoint.created_at),
@@ -732,7 +742,7 @@ def run_view(run: FlowRun) -> RunRead:
         "flow_id": run.flow_id,
         "version_id": run.version_id,
         "chatroom_id": run.chatroom_id,
-        "status": run.status,
+        "status": _wire(run.status),
         "trigger": run.trigger,
         "waiting": waiting,
         "step_count": run.step_count,

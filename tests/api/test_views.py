@@ -9,6 +9,9 @@ import pytest
 from pydantic import TypeAdapter
 from tests.factories import Org
 
+from chatflow.storage import chatrooms as chatroom_store
+from chatflow.storage import messages as message_store
+from chatflow.storage.database import Tx
 from chatflow.views import (
     AgentRead,
     ApiKeyCreated,
@@ -21,6 +24,8 @@ from chatflow.views import (
     MessageRead,
     OrganizationRead,
     TemplateRead,
+    chatroom_view,
+    message_view,
 )
 
 
@@ -75,3 +80,26 @@ def test_event_payloads_are_the_views_of_the_api(org: Org, scene: dict[str, Any]
                 _conforms(event["data"][key], view)
                 seen.add(key)
     assert seen == set(payloads)
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or type(value) in (str, int, bool, float)
+
+
+def test_views_hold_plain_json_values_not_enum_members(org: Org, scene: dict[str, Any]) -> None:
+    """Pydantic writes an enum member in twice the time of a string; events store the views."""
+    chatroom_id = scene["chatroom"]["id"]
+
+    def views(tx: Tx) -> list[Any]:
+        chatroom = chatroom_store.load_chatroom(tx, org.id, chatroom_id)
+        assert chatroom is not None
+        messages = message_store.list_messages(tx, chatroom.id, before=None, limit=10)
+        return [chatroom_view(chatroom), *(message_view(m) for m in messages)]
+
+    made = org.database.read_sync(views)
+    assert len(made) == 4
+    assert all(_plain(view) for view in made)

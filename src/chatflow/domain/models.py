@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, NewType
+from typing import Any, NewType, TypeVar
+
+from typing_extensions import dataclass_transform
 
 OrganizationId = NewType("OrganizationId", str)
 AgentId = NewType("AgentId", str)
@@ -22,6 +24,18 @@ WebhookEndpointId = NewType("WebhookEndpointId", str)
 WebhookDeliveryId = NewType("WebhookDeliveryId", str)
 
 JsonObject = dict[str, Any]
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def record(cls: type[_T]) -> type[_T]:
+    """An entity's value as stores return it: immutable to mypy, which refuses any assignment to
+    its fields, and a plain slots dataclass at run time. A frozen dataclass sets each field
+    through `object.__setattr__` and takes twice as long to build (2.6 against 1.5 µs for
+    thirteen fields), and a page of twenty chatrooms builds forty of these."""
+    return dataclass(slots=True)(cls)
+
 
 LogPosition = tuple[int, int]
 """A place in the event log: `(txid, position)`, the order in which events become final."""
@@ -93,7 +107,7 @@ class AssignReason(StrEnum):
     REASSIGN = "reassign"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Organization:
     id: OrganizationId
     name: str
@@ -101,7 +115,7 @@ class Organization:
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Agent:
     id: AgentId
     org_id: OrganizationId
@@ -112,7 +126,7 @@ class Agent:
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ApiKey:
     id: ApiKeyId
     org_id: OrganizationId
@@ -123,7 +137,7 @@ class ApiKey:
     revoked_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Contact:
     id: ContactId
     org_id: OrganizationId
@@ -144,7 +158,7 @@ class Contact:
         return name or self.phone or self.email or self.id
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Channel:
     id: ChannelId
     org_id: OrganizationId
@@ -155,7 +169,7 @@ class Channel:
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Participant:
     agent_id: AgentId
     joined_at: int
@@ -164,7 +178,7 @@ class Participant:
     last_read_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Chatroom:
     id: ChatroomId
     org_id: OrganizationId
@@ -184,7 +198,7 @@ class Chatroom:
         return next((p for p in self.participants if p.agent_id == agent_id), None)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ChatroomListItem:
     """A chatroom as one agent's list shows it: the agent's own order key and unread count."""
 
@@ -193,7 +207,7 @@ class ChatroomListItem:
     unread_count: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ButtonTap:
     index: int
     text: str
@@ -201,14 +215,14 @@ class ButtonTap:
     template_message_id: MessageId | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MessageFlags:
     relay_response: bool = False
     bump: bool = True
     bump_response: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Message:
     id: MessageId
     org_id: OrganizationId
@@ -229,7 +243,7 @@ class Message:
     created_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Template:
     id: TemplateId
     org_id: OrganizationId
@@ -245,7 +259,7 @@ class Template:
     """Its id on the WhatsApp Business Account it was submitted to or synced from."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Event:
     id: EventId
     org_id: OrganizationId
@@ -264,7 +278,7 @@ class Event:
         return (self.txid, self.position)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EventHead:
     """An event without its payload: what a consumer of the log needs to tell whether a batch
     concerns it, read without decoding every event's data."""
@@ -303,7 +317,7 @@ class DisabledReason(StrEnum):
     """Every attempt failed for five days."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WebhookEndpoint:
     id: WebhookEndpointId
     org_id: OrganizationId
@@ -327,7 +341,7 @@ class WebhookEndpoint:
         return [self.secret]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WebhookDelivery:
     """One event for one endpoint, however many attempts it takes."""
 
@@ -348,7 +362,7 @@ class WebhookDelivery:
     updated_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WebhookAttempt:
     id: str
     delivery_id: WebhookDeliveryId

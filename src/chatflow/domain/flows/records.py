@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from chatflow.domain.models import OrganizationId
+from chatflow.domain.models import OrganizationId, record
 
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Flow:
     id: str
     org_id: OrganizationId
@@ -27,7 +26,7 @@ class Flow:
     updated_at: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FlowVersion:
     id: str
     flow_id: str
@@ -54,7 +53,7 @@ class RunStatus(StrEnum):
         return self in (RunStatus.RUNNING, RunStatus.WAITING)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FlowRun:
     id: str
     org_id: OrganizationId
@@ -76,7 +75,7 @@ class FlowRun:
     ended_at: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RunStep:
     run_id: str
     number: int

@@ -59,10 +59,12 @@ def _iso_second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+@functools.lru_cache(maxsize=16384)
 def iso(millis: int) -> str:
     """RFC 3339 in UTC with milliseconds, the one time format the API speaks.
 
-    Responses format many times of nearby seconds (a page of chatrooms); the second is cached.
+    Both are cached: a list page formats the same times on every read (a hundred for twenty
+    chatrooms, 0.05 µs each cached against 0.33), and times of one second share its text.
     """
     second, milli = divmod(millis, 1000)
     return f"{_iso_second(second)}.{milli:03d}Z"

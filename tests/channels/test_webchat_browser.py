@@ -23,6 +23,7 @@ import httpx
 import pytest
 import uvicorn
 
+from chatflow.api.http_protocol import HttpProtocol
 from chatflow.app import create_app
 from chatflow.clock import SystemClock
 from chatflow.config import Settings
@@ -108,6 +109,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         port=port,
         log_level="warning",
         loop="asyncio",
+        http=HttpProtocol,
         ws="websockets-sansio",
         lifespan="on",
     )

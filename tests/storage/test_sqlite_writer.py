@@ -139,6 +139,42 @@ def test_a_job_that_loses_the_whole_transaction_fails_its_group_and_the_writer_r
     assert _org_ids(sqlite_db) == ["org_next"]
 
 
+def test_a_group_commit_is_announced_once_with_its_jobs_events_in_order(
+    sqlite_db: Database,
+) -> None:
+    announced: list[list[Event]] = []
+    sqlite_db.on_commit(announced.append)
+
+    def event(n: int) -> Event:
+        return Event(
+            EventId(f"evt_{n}"), OrganizationId(f"org_{n}"), "test.added", None, None, {}, 0
+        )
+
+    def adding(n: int) -> Callable[[Tx], str]:
+        def work(tx: Tx) -> str:
+            tx.events.append(event(n))
+            return _add_org(f"org_{n}")(tx)
+
+        return work
+
+    def failing(tx: Tx) -> None:
+        tx.events.append(event(99))
+        raise ValueError("refused")
+
+    async def scenario() -> None:
+        sqlite_db.start()
+        try:
+            jobs = [adding(0), adding(1), failing, adding(2)]
+            await asyncio.gather(*(sqlite_db.write(job) for job in jobs), return_exceptions=True)
+            await sqlite_db.write(adding(3))
+        finally:
+            sqlite_db.close()
+
+    asyncio.run(scenario())
+    # The failed job's event went with its savepoint; the later write is a commit of its own.
+    assert announced == [[event(0), event(1), event(2)], [event(3)]]
+
+
 def test_what_committed_is_announced_even_when_its_caller_was_cancelled(
     sqlite_db: Database,
 ) -> None:

@@ -44,8 +44,6 @@ _PG_RETRYABLE_SQLSTATES = {"40001", "40P01", "23505"}
 _BUSY_TIMEOUT_MS = 30_000
 _PG_ATTEMPTS = 4
 
-Hooks = list[Callable[[], None]]
-
 
 def _sqlstate(exc: BaseException) -> str | None:
     """The PostgreSQL error code, whether the driver's error came raw (hot-path `Query`s run on
@@ -71,14 +69,13 @@ def is_transient_database_error(exc: BaseException) -> bool:
 
 
 class Tx:
-    """One open transaction: its connection, its moment, and what to do once it commits.
+    """One open transaction: its connection, its moment, and the events it records.
 
     `now` is read once from the clock when the transaction starts, so every row a use case
     writes carries the same time.
     """
 
     __slots__ = (
-        "_after_commit",
         "_database",
         "_dialect",
         "_driver",
@@ -95,7 +92,6 @@ class Tx:
         self._dialect = conn.dialect
         self.now = now
         self.events: list[Event] = []
-        self._after_commit: list[Callable[[], None]] = []
         self.cause: dict[str, Any] | None = None
         """Set while a flow run's step acts: the events it makes carry it (`Event.cause`)."""
 
@@ -116,16 +112,13 @@ class Tx:
     def next_bump_key(self) -> int:
         return self._database.next_bump_key(self.now)
 
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self._after_commit.append(callback)
-
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
-        """A part of the transaction that, if it raises, rolls back alone: its rows, its events
-        and its after-commit callbacks; the rest of the transaction goes on."""
+        """A part of the transaction that, if it raises, rolls back alone: its rows and its
+        events; the rest of the transaction goes on."""
         driver = self.conn.connection.driver_connection
         assert driver is not None
-        events, hooks = len(self.events), len(self._after_commit)
+        events = len(self.events)
         driver.execute("SAVEPOINT part")
         try:
             yield
@@ -133,7 +126,6 @@ class Tx:
             driver.execute("ROLLBACK TO SAVEPOINT part")
             driver.execute("RELEASE SAVEPOINT part")
             del self.events[events:]
-            del self._after_commit[hooks:]
             raise
         driver.execute("RELEASE SAVEPOINT part")
 
@@ -212,7 +204,8 @@ class Database:
         self._started = False
 
     def on_commit(self, listener: CommitListener) -> None:
-        """Call `listener` with the events of every committed write, on the caller's loop."""
+        """Call `listener` with the events of every commit, on the caller's loop: once for a
+        group commit, with all its jobs' events in their order."""
         self._commit_listeners.append(listener)
 
     def next_bump_key(self, now: int) -> int:
@@ -235,31 +228,30 @@ class Database:
         what committed is always announced.
         """
         if self._sqlite is not None:
-            return await self._sqlite.write(work, self._after_commit)
+            return await self._sqlite.write(work)
         loop = asyncio.get_running_loop()
         assert self._write_pool is not None
         running = self._write_pool.submit(self._pooled_write, work)
 
-        def announce(done: Future[tuple[T, Hooks, list[Event]]]) -> None:
+        def announce(done: Future[tuple[T, list[Event]]]) -> None:
             if not done.cancelled() and done.exception() is None:
-                _, hooks, events = done.result()
-                loop.call_soon_threadsafe(self._after_commit, hooks, events)
+                loop.call_soon_threadsafe(self._announce, done.result()[1])
 
         running.add_done_callback(announce)
-        result, _, _ = await asyncio.wrap_future(running)
+        result, _ = await asyncio.wrap_future(running)
         return result
 
     def write_sync(self, work: Callable[[Tx], T]) -> T:
         """Run a write from a thread with no event loop (the CLI, start-up, tests)."""
         if self.dialect == "sqlite":
             if self._sqlite is not None:
-                result, hooks, events = self._sqlite.write_sync(work)
+                result, events = self._sqlite.write_sync(work)
             else:
                 with self._writer_engine.connect() as conn:
-                    result, hooks, events = _transaction(self, conn, work)
+                    result, events = _transaction(self, conn, work)
         else:
-            result, hooks, events = self._pooled_write(work)
-        self._after_commit(hooks, events)
+            result, events = self._pooled_write(work)
+        self._announce(events)
         return result
 
     async def read(self, work: Callable[[Tx], T]) -> T:
@@ -293,9 +285,7 @@ class Database:
         with self._reader_engine.connect() as conn, conn.begin():
             return work(Tx(self, conn, to_millis(self.clock.now())))
 
-    def _after_commit(self, hooks: Hooks, events: list[Event]) -> None:
-        for hook in hooks:
-            hook()
+    def _announce(self, events: list[Event]) -> None:
         if events:
             for listener in self._commit_listeners:
                 try:
@@ -305,7 +295,7 @@ class Database:
 
     # -- PostgreSQL -------------------------------------------------------------------------
 
-    def _pooled_write(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+    def _pooled_write(self, work: Callable[[Tx], T]) -> tuple[T, list[Event]]:
         for attempt in range(1, _PG_ATTEMPTS + 1):
             try:
                 with self._writer_engine.connect() as conn:
@@ -330,11 +320,11 @@ def _end_read(conn: Connection, driver: sqlite3.Connection, *, commit: bool) -> 
 
 def _transaction(
     database: Database, conn: Connection, work: Callable[[Tx], T]
-) -> tuple[T, Hooks, list[Event]]:
+) -> tuple[T, list[Event]]:
     with conn.begin():
         tx = Tx(database, conn, to_millis(database.clock.now()))
         result = work(tx)
-    return result, tx._after_commit, tx.events
+    return result, tx.events
 
 
 class _SqliteWriter:
@@ -360,6 +350,8 @@ class _SqliteWriter:
         self._transaction: RootTransaction | None = None
         self._committed: asyncio.Future[None] | None = None
         """What the jobs of the open transaction wait for."""
+        self._events: list[Event] = []
+        """The events of the open transaction's jobs, announced once it commits."""
         self._generation = 0
         """Counts transactions, so a commit scheduled for one never touches the next."""
         self._commit_scheduled_for = -1
@@ -371,9 +363,7 @@ class _SqliteWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         """The loop whose writes are grouped; taken by the first, or the next once it closed."""
 
-    async def write(
-        self, work: Callable[[Tx], T], after_commit: Callable[[Hooks, list[Event]], None]
-    ) -> T:
+    async def write(self, work: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:
             home = self._loop
@@ -381,8 +371,8 @@ class _SqliteWriter:
             if home is None or (home.is_closed() and idle):
                 self._loop = loop
             else:
-                result, hooks, events = await loop.run_in_executor(None, self.write_sync, work)
-                after_commit(hooks, events)
+                result, events = await loop.run_in_executor(None, self.write_sync, work)
+                self._database._announce(events)
                 return result
         self._waiting += 1
         try:
@@ -411,13 +401,7 @@ class _SqliteWriter:
                 self._abort(exc)
             raise
         self._driver.execute("RELEASE SAVEPOINT job")
-        hooks, events = tx._after_commit, tx.events
-
-        def announce(done: asyncio.Future[None]) -> None:
-            if not done.cancelled() and done.exception() is None:
-                after_commit(hooks, events)
-
-        committed.add_done_callback(announce)
+        self._events += tx.events
         self._schedule_commit(loop)
         await asyncio.shield(committed)
         return result
@@ -491,6 +475,7 @@ class _SqliteWriter:
         transaction, committed = self._transaction, self._committed
         self._transaction = None
         self._committed = None
+        self._events = []
         try:
             if transaction is not None and transaction.is_active:
                 transaction.rollback()
@@ -518,6 +503,8 @@ class _SqliteWriter:
             return  # that transaction was aborted
         turn = loop.create_future()
         self._turn = turn
+        # No job joins the transaction from here: they wait for the turn.
+        events, self._events = self._events, []
         try:
             await loop.run_in_executor(None, self._commit_on_thread, transaction)
         except BaseException as exc:
@@ -525,6 +512,8 @@ class _SqliteWriter:
             committed.set_exception(exc)
             committed.exception()  # retrieved here: each waiting job raises it
         else:
+            # Announced before any job's caller resumes, and whether or not it is still there.
+            self._database._announce(events)
             committed.set_result(None)
         finally:
             self._transaction = None
@@ -542,7 +531,7 @@ class _SqliteWriter:
         finally:
             self._owner.release()
 
-    def write_sync(self, work: Callable[[Tx], T]) -> tuple[T, Hooks, list[Event]]:
+    def write_sync(self, work: Callable[[Tx], T]) -> tuple[T, list[Event]]:
         """For threads without the loop; never call it on the loop's own thread."""
         with self._owner:
             return _transaction(self._database, self._conn, work)

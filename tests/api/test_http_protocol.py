@@ -50,15 +50,22 @@ class RecordingTransport(asyncio.Transport):
 
 
 def serve(
-    app: App, *requests: bytes, transport: RecordingTransport | None = None, turns: int = 20
+    app: App,
+    *requests: bytes,
+    transport: RecordingTransport | None = None,
+    protocols: list[HttpProtocol] | None = None,
+    turns: int = 20,
 ) -> RecordingTransport:
-    """Feed `requests` to one connection, let the loop run, and return what was written."""
+    """Feed `requests` to one connection, let the loop run, and return what was written. The
+    protocol is appended to `protocols`, for apps that act on the connection themselves."""
     transport = RecordingTransport() if transport is None else transport
 
     async def run() -> RecordingTransport:
         config = uvicorn.Config(app, log_level="warning", lifespan="off")
         config.load()
         protocol = HttpProtocol(config=config, server_state=ServerState(), app_state={})
+        if protocols is not None:
+            protocols.append(protocol)
         protocol.connection_made(transport)
         for request in requests:
             protocol.data_received(request)
@@ -100,11 +107,37 @@ def test_each_response_on_a_kept_alive_connection_is_one_write() -> None:
     assert not transport.closed_by_server
 
 
-def test_a_head_request_gets_its_head_alone() -> None:
-    transport = serve(hello, b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n")
+def test_a_head_request_gets_its_head_alone_as_soon_as_the_response_is_complete() -> None:
+    transport = RecordingTransport()
+    written_when_complete: list[int] = []
+
+    async def head(scope: Scope, receive: Receive, send: Send) -> None:
+        await hello(scope, receive, send)
+        written_when_complete.append(len(transport.writes))
+
+    serve(head, b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n", transport=transport)
+    # Written by the time the app's last send returned, not on a later turn of the loop: a
+    # request behind it on the connection could otherwise be answered first.
+    assert written_when_complete == [1]
     assert len(transport.writes) == 1
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
     assert transport.writes[0].endswith(b"\r\n\r\n")
+
+
+def test_a_malformed_request_behind_a_response_is_refused_after_that_response_head() -> None:
+    protocols: list[HttpProtocol] = []
+
+    async def stream(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        # In the same turn of the loop, garbage arrives behind this request: uvicorn answers it
+        # 400 and closes the connection at once.
+        protocols[0].data_received(b"NOT HTTP AT ALL\r\n\r\n")
+        await send({"type": "http.response.body", "body": b"late"})
+
+    transport = serve(stream, GET, protocols=protocols)
+    assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert transport.writes[1].startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
 def test_100_continue_goes_out_at_once_and_the_response_after_the_body() -> None:
@@ -156,3 +189,12 @@ def test_an_app_failing_after_the_head_closes_the_connection_after_writing_it() 
     assert transport.closed_by_server
     assert len(transport.writes) == 1
     assert transport.writes[0].startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_pipelined_requests_are_answered_in_order_one_write_each() -> None:
+    head_request = b"HEAD / HTTP/1.1\r\nHost: test\r\n\r\n"
+    transport = serve(hello, GET + head_request + GET)
+    assert len(transport.writes) == 3
+    assert transport.writes[0].endswith(b'{"hello":"world"}')
+    assert transport.writes[1].endswith(b"\r\n\r\n")
+    assert transport.writes[2].endswith(b'{"hello":"world"}')

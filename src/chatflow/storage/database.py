@@ -513,8 +513,10 @@ class _SqliteWriter:
             committed.exception()  # retrieved here: each waiting job raises it
         else:
             # Announced before any job's caller resumes, and whether or not it is still there.
-            self._database._announce(events)
-            committed.set_result(None)
+            try:
+                self._database._announce(events)
+            finally:
+                committed.set_result(None)
         finally:
             self._transaction = None
             self._committed = None

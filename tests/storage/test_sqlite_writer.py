@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from chatflow.clock import ManualClock
 from chatflow.domain.models import Event, EventId, OrganizationId
-from chatflow.storage.database import Database, Tx
+from chatflow.storage.database import Database, Tx, _Checkpointer
 from chatflow.storage.migrate import upgrade
 from chatflow.storage.tables import organizations
 
@@ -364,3 +364,94 @@ def test_jobs_keep_their_savepoint_journals_in_memory(sqlite_db: Database) -> No
             sqlite_db.close()
 
     assert asyncio.run(scenario()) == 0
+
+
+def _wal_bytes(db: Database) -> int:
+    wal = Path(str(sa.make_url(db.url).database) + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def _blob_row(tx: Tx) -> None:
+    tx.execute(sa.text("INSERT INTO scratch VALUES (randomblob(3000))"))
+
+
+def test_the_wal_stays_bounded_under_writes_that_never_pause(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit begins the next transaction as soon as one commits, so SQLite never finds
+    the moment to write the WAL from its start again by itself: without the checkpointer's
+    RESTART the WAL grew by every byte written for as long as writes went on."""
+    monkeypatch.setattr(_Checkpointer, "INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(_Checkpointer, "RESTART_FRAMES", 64)
+    sqlite_db.write_sync(lambda tx: tx.execute(sa.text("CREATE TABLE scratch (data BLOB)")))
+
+    async def scenario() -> int:
+        sqlite_db.start()
+        try:
+            largest = 0
+            for _ in range(400):  # 6,400 rows of 3 KB: about 25 MB through the WAL
+                await asyncio.gather(*(sqlite_db.write(_blob_row) for _ in range(16)))
+                largest = max(largest, _wal_bytes(sqlite_db))
+            return largest
+        finally:
+            sqlite_db.close()
+
+    largest = asyncio.run(scenario())
+    assert largest < 4_000_000
+    assert (
+        sqlite_db.read_sync(lambda tx: tx.execute(sa.text("SELECT count(*) FROM scratch")).scalar())
+        == 6_400
+    )
+
+
+def test_a_long_read_delays_the_wal_restart_but_never_the_writers(
+    sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader on an old snapshot keeps frames from being copied, so the WAL cannot start
+    afresh while it reads: the checkpointer tries again later instead of holding writes up."""
+    monkeypatch.setattr(_Checkpointer, "INTERVAL_SECONDS", 0.01)
+    monkeypatch.setattr(_Checkpointer, "RESTART_FRAMES", 64)
+    sqlite_db.write_sync(lambda tx: tx.execute(sa.text("CREATE TABLE scratch (data BLOB)")))
+    reading = threading.Event()
+    done = threading.Event()
+
+    def long_read() -> None:
+        def work(tx: Tx) -> None:
+            tx.execute(sa.text("SELECT count(*) FROM scratch")).scalar()
+            reading.set()
+            done.wait(10)
+
+        sqlite_db.read_sync(work)
+
+    async def writes(rounds: int) -> float:
+        slowest = 0.0
+        loop = asyncio.get_running_loop()
+        for _ in range(rounds):
+            started = loop.time()
+            await asyncio.gather(*(sqlite_db.write(_blob_row) for _ in range(16)))
+            slowest = max(slowest, loop.time() - started)
+        return slowest
+
+    async def scenario() -> tuple[float, int, int]:
+        sqlite_db.start()
+        reader = threading.Thread(target=long_read)
+        try:
+            await writes(10)
+            reader.start()
+            reading.wait(5)
+            slowest = await writes(100)
+            grown = _wal_bytes(sqlite_db)
+            done.set()
+            reader.join()
+            await writes(200)
+            return slowest, grown, _wal_bytes(sqlite_db)
+        finally:
+            done.set()
+            sqlite_db.close()
+
+    slowest, grown, after = asyncio.run(scenario())
+    assert slowest < 0.5, f"writes waited {slowest:.2f} s"
+    assert grown > 4_000_000  # 1,600 rows of 3 KB written while the WAL could not restart
+    # Then it restarted and was overwritten from its start: of the 10 MB written after the
+    # read ended, only what came before the checkpointer's next pass extended the file.
+    assert after - grown < 2_000_000

@@ -450,7 +450,9 @@ def test_a_long_read_delays_the_wal_restart_but_never_the_writers(
             sqlite_db.close()
 
     slowest, grown, after = asyncio.run(scenario())
-    assert slowest < 0.5, f"writes waited {slowest:.2f} s"
+    # Held behind the reader, a round of writes would wait for the whole read (10 s); a round
+    # takes milliseconds, so the bound is loose on purpose, for a busy machine.
+    assert slowest < 2.0, f"writes waited {slowest:.2f} s"
     assert grown > 4_000_000  # 1,600 rows of 3 KB written while the WAL could not restart
     # Then it restarted and was overwritten from its start: of the 10 MB written after the
     # read ended, only what came before the checkpointer's next pass extended the file.

@@ -379,8 +379,8 @@ def test_the_wal_stays_bounded_under_writes_that_never_pause(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Group commit begins the next transaction as soon as one commits, so SQLite never finds
-    the moment to write the WAL from its start again by itself: without the checkpointer's
-    RESTART the WAL grew by every byte written for as long as writes went on."""
+    the moment to write the WAL from its start again by itself: unless the checkpointer makes
+    that moment, the WAL grew by every byte written for as long as writes went on."""
     monkeypatch.setattr(_Checkpointer, "INTERVAL_SECONDS", 0.01)
     monkeypatch.setattr(_Checkpointer, "RESTART_FRAMES", 64)
     sqlite_db.write_sync(lambda tx: tx.execute(sa.text("CREATE TABLE scratch (data BLOB)")))
@@ -443,6 +443,7 @@ def test_a_long_read_delays_the_wal_restart_but_never_the_writers(
             grown = _wal_bytes(sqlite_db)
             done.set()
             reader.join()
+            await asyncio.sleep(0.1)  # the checkpointer's next pass copies what the read held
             await writes(200)
             return slowest, grown, _wal_bytes(sqlite_db)
         finally:
@@ -455,5 +456,5 @@ def test_a_long_read_delays_the_wal_restart_but_never_the_writers(
     assert slowest < 2.0, f"writes waited {slowest:.2f} s"
     assert grown > 4_000_000  # 1,600 rows of 3 KB written while the WAL could not restart
     # Then it restarted and was overwritten from its start: of the 10 MB written after the
-    # read ended, only what came before the checkpointer's next pass extended the file.
-    assert after - grown < 2_000_000
+    # read ended, little extended the file (without the restart, all of it did).
+    assert after - grown < 5_000_000

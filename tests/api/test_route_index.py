@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute, Match
 
-from chatflow.api.route_index import RouteIndex, literal_prefix
+from chatflow.api.route_index import RouteIndex, segment_pattern
 
 
 @pytest.fixture
@@ -31,11 +31,13 @@ def sample_path(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x_1", path)
 
 
-def test_literal_prefix_stops_at_the_first_parameter() -> None:
-    assert literal_prefix("/v1/chatrooms/{id}/messages") == ("v1", "chatrooms")
-    assert literal_prefix("/chat/{key}/stream") == ("chat",)
-    assert literal_prefix("/{anything}") == ()
-    assert literal_prefix("/healthz") == ("healthz",)
+def test_a_route_is_held_by_its_segments_with_a_parameter_standing_for_any_one() -> None:
+    assert segment_pattern("/v1/chatrooms/{id}/messages") == ["v1", "chatrooms", None, "messages"]
+    assert segment_pattern("/chat/{key:int}/stream") == ["chat", None, "stream"]
+    assert segment_pattern("/files/{name}.json") == ["files", None]
+    assert segment_pattern("/") == [""]
+    # A parameter that can span segments cannot be held: such a route is asked for every path.
+    assert segment_pattern("/static/{rest:path}") is None
 
 
 def test_the_index_picks_the_same_route_as_the_scan_for_every_route(app: FastAPI) -> None:
@@ -62,6 +64,54 @@ def test_the_index_picks_the_same_route_as_the_scan_for_every_route(app: FastAPI
             assert child["chatflow.route"] is expected, (method, path)
             checked += 1
     assert checked > 80
+
+
+def test_where_a_literal_and_a_parameter_both_fit_the_index_picks_as_the_scan(
+    app: FastAPI,
+) -> None:
+    """Every route's path with its parameters replaced by other routes' literal segments (say
+    `/v1/chatrooms/search` against `/v1/chatrooms/{chatroom_id}`), with every method."""
+    index, *routes = app.router.routes
+    assert isinstance(index, RouteIndex)
+    words = sorted(
+        {w for r in routes for w in str(getattr(r, "path", "")).split("/") if w and "{" not in w}
+    )
+    methods = sorted({m for r in routes for m in getattr(r, "methods", None) or ()})
+    checked = 0
+    for route in routes:
+        path = getattr(route, "path", None)
+        if not isinstance(path, str) or "{" not in path:
+            continue
+        for word in words:
+            for method in methods:
+                scope = {
+                    "type": "http",
+                    "method": method,
+                    "path": re.sub(r"\{[^}]+\}", word, path),
+                    "root_path": "",
+                    "headers": [],
+                }
+                match, child = index.matches(dict(scope))
+                expected = scanned(routes, scope)
+                if expected is None:
+                    assert match is Match.NONE, (method, scope["path"])
+                else:
+                    assert child["chatflow.route"] is expected, (method, scope["path"])
+                checked += 1
+    assert checked > 1000
+
+
+def test_a_route_the_tree_cannot_hold_keeps_its_place_in_the_order() -> None:
+    from starlette.routing import Route
+
+    async def endpoint(_: object) -> None: ...
+
+    anything = Route("/files/{rest:path}", endpoint, methods=["GET"])
+    later = Route("/files/{name}", endpoint, methods=["GET"])
+    index = RouteIndex([anything, later])
+    scope = {"type": "http", "method": "GET", "path": "/files/a", "root_path": "", "headers": []}
+    assert index.matches(scope)[1]["chatflow.route"] is anything
+    assert index.candidates("/files/a", "POST") == []
 
 
 @pytest.mark.parametrize(

@@ -79,17 +79,33 @@ def serving_app() -> FastAPI:
     from chatflow.app import create_app
 
     app = create_app(Settings())
-    _freeze_startup_heap()
+    freeze_startup_heap()
     return app
 
 
-def _freeze_startup_heap() -> None:
+def freeze_startup_heap() -> None:
     # Everything built so far lives as long as the process: keep it out of the collector's
     # full passes, and collect the young generation less often. Full passes over a large heap
     # were the long tail of request latency.
     gc.collect()
     gc.freeze()
     gc.set_threshold(7_000, 20, 50)
+
+
+def uvicorn_options(settings: Settings, *, log_level: str, access_log: bool) -> dict[str, Any]:
+    """How `chatflow serve` runs uvicorn (the benchmarks serve their apps the same way)."""
+    from chatflow.api.http_protocol import HttpProtocol
+
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": access_log,
+        # asyncio's own loop, not uvloop: at the same throughput, uvloop let some connections
+        # starve under load (list pages at concurrency 64: p99 800 ms against 48 ms).
+        "loop": "asyncio",
+        "http": HttpProtocol,
+    }
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -112,29 +128,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _print_welcome(settings, made)
     import uvicorn
 
-    from chatflow.api.http_protocol import HttpProtocol
-
     processes = "" if args.workers == 1 else f", {args.workers} processes"
     print(
         f"chatflow: serving on http://{settings.host}:{settings.port} "
         f"({settings.database_url.split('://')[0]}{processes})",
         flush=True,
     )
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "log_level": args.log_level,
-        "access_log": args.access_log,
-        # asyncio's own loop, not uvloop: at the same throughput, uvloop let some connections
-        # starve under load (list pages at concurrency 64: p99 800 ms against 48 ms).
-        "loop": "asyncio",
-        "http": HttpProtocol,
-    }
+    options = uvicorn_options(settings, log_level=args.log_level, access_log=args.access_log)
     if args.workers == 1:
         from chatflow.app import create_app
 
         app = create_app(settings)
-        _freeze_startup_heap()
+        freeze_startup_heap()
         uvicorn.run(app, **options)
         return 0
     # The workers build their apps from the environment: hand them what the command line set.

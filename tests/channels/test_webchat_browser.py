@@ -23,8 +23,8 @@ import httpx
 import pytest
 import uvicorn
 
-from chatflow.api.http_protocol import HttpProtocol
 from chatflow.app import create_app
+from chatflow.cli import uvicorn_options
 from chatflow.clock import SystemClock
 from chatflow.config import Settings
 from chatflow.services import accounts
@@ -102,14 +102,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     finally:
         database.close()
     port = _free_port()
-    app = create_app(Settings(database_url=url, background_work=True))
+    settings = Settings(database_url=url, background_work=True, host="127.0.0.1", port=port)
     config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        loop="asyncio",
-        http=HttpProtocol,
+        create_app(settings),
+        # As `chatflow serve` runs it: the same loop and HTTP protocol.
+        **uvicorn_options(settings, log_level="warning", access_log=False),
         ws="websockets-sansio",
         lifespan="on",
     )

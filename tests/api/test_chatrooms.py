@@ -316,3 +316,24 @@ def test_a_list_page_shows_each_chatroom_as_its_own_page_does_r3_r8(org: Org) ->
         org.admin_id,
         ada["id"],
     ]
+
+
+def test_a_list_page_orders_participants_by_when_they_joined_as_the_chatroom_does_r3_r9(
+    org: Org, clock: ManualClock
+) -> None:
+    """Lists read each chatroom's people as an unordered aggregate and order them themselves:
+    the admin's id sorts first, yet the admin joins a minute after Ada, so is listed second."""
+    ada, _ = quick_agent(org)
+    room = org.chatroom(participants=[ada["id"]])
+    clock.advance(timedelta(minutes=1))
+    org.api.ok(
+        "POST", f"/v1/chatrooms/{room['id']}/reassign", {"agent_ids": [org.admin_id, ada["id"]]}
+    )
+    assert org.admin_id < ada["id"]
+
+    alone = _get(org, room["id"])
+    assert [p["agent_id"] for p in alone["participants"]] == [ada["id"], org.admin_id]
+    whole = {r["id"]: r for r in org.api.ok("GET", "/v1/chatrooms", params={"limit": 100})["data"]}
+    listed = {r["id"]: r for r in list_entries(org, org.admin_id)}
+    assert whole[room["id"]]["participants"] == alone["participants"]
+    assert listed[room["id"]]["participants"] == alone["participants"]

@@ -46,16 +46,6 @@ def _chatroom(
     )
 
 
-def _participant(row: Any) -> Participant:
-    return Participant(
-        agent_id=AgentId(row.agent_id),
-        joined_at=row.joined_at,
-        bump_key=row.bump_key,
-        unread_count=row.unread_count,
-        last_read_at=row.last_read_at,
-    )
-
-
 _INSERT = insert_row(chatrooms)
 
 
@@ -91,41 +81,14 @@ _GET_LOCKED = Query(
 )
 
 
-# The participants, then the pending assignments (`pending` 1, agent id only): one round trip.
-_PEOPLE = Query(
-    sa.union_all(
-        sa.select(
-            participants.c.chatroom_id,
-            participants.c.agent_id,
-            participants.c.joined_at,
-            participants.c.bump_key,
-            participants.c.unread_count,
-            participants.c.last_read_at,
-            sa.literal_column("0").label("pending"),
-        ).where(participants.c.chatroom_id == param("id")),
-        sa.select(
-            pending_assignments.c.chatroom_id,
-            pending_assignments.c.agent_id,
-            sa.null(),
-            sa.null(),
-            sa.null(),
-            sa.null(),
-            sa.literal_column("1"),
-        ).where(pending_assignments.c.chatroom_id == param("id")),
-    ).order_by("pending", "joined_at", "agent_id")
-)
-
-
 def load_chatroom(tx: Tx, org_id: str, chatroom_id: str, *, lock: bool = False) -> Chatroom | None:
     row = tx.run(_GET_LOCKED if lock else _GET, {"org_id": org_id, "id": chatroom_id}).first()
     if row is None:
         return None
     # Read after the lock, in a statement of its own: on PostgreSQL it then sees what the
     # transaction that held the lock committed (a join would see the rows of before the wait).
-    people = tx.run(_PEOPLE, {"id": chatroom_id}).all()
-    members = tuple(_participant(r) for r in people if not r.pending)
-    pending = tuple(AgentId(r.agent_id) for r in people if r.pending)
-    return _chatroom(row, members, pending)
+    people = tx.run(_PEOPLE[tx.dialect], {"id": chatroom_id}).one()
+    return _chatroom(row, *_people(people))
 
 
 def _people_json(dialect: str) -> tuple[sa.ColumnElement[str], sa.ColumnElement[str]]:
@@ -135,7 +98,7 @@ def _people_json(dialect: str) -> tuple[sa.ColumnElement[str], sa.ColumnElement[
     A list page reads its chatrooms and their people in one statement: with the people in a
     second statement (`IN` the page's ids) a page cost a fifth more CPU on SQLite, building a
     row per person, and a round trip more on PostgreSQL. The arrays come unordered (SQLite
-    before 3.44 cannot order an aggregate); `_listed` puts them in `load_chatroom`'s order.
+    before 3.44 cannot order an aggregate); `_people` orders them.
     """
     member = participants.alias("member")
     waiting = pending_assignments.alias("waiting")
@@ -171,16 +134,30 @@ def _people_json(dialect: str) -> tuple[sa.ColumnElement[str], sa.ColumnElement[
 
 _DIALECTS = ("sqlite", "postgresql")
 _PEOPLE_JSON = {dialect: _people_json(dialect) for dialect in _DIALECTS}
+_PEOPLE = {
+    dialect: Query(
+        sa.select(*_PEOPLE_JSON[dialect])
+        .select_from(chatrooms)
+        .where(chatrooms.c.id == param("id"))
+    )
+    for dialect in _DIALECTS
+}
 
 
-def _listed(row: Any) -> Chatroom:
-    """A chatroom of a list page's row, with the people `_people_json` put in it."""
+def _people(row: Any) -> tuple[tuple[Participant, ...], tuple[AgentId, ...]]:
+    """The participants, by when they joined, and the pending agents, by id, of a row that
+    carries `_people_json`'s arrays."""
     people = orjson.loads(row.people)
     if len(people) > 1:
         people.sort(key=lambda p: (p[1], p[0]))  # by joined_at, then agent id
     members = tuple([Participant(p[0], p[1], p[2], p[3], p[4]) for p in people])
     waiting = orjson.loads(row.pending)
-    return _chatroom(row, members, tuple(sorted(waiting)) if waiting else ())
+    return members, tuple(sorted(waiting)) if waiting else ()
+
+
+def _listed(row: Any) -> Chatroom:
+    """A chatroom of a list page's row."""
+    return _chatroom(row, *_people(row))
 
 
 _OPEN_OF = Query(

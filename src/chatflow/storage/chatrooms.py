@@ -26,9 +26,7 @@ from chatflow.storage.tables import chatrooms, participants, pending_assignments
 _STATUSES = {status.value: status for status in ChatroomStatus}
 
 
-def _chatroom(
-    row: Any, members: tuple[Participant, ...] = (), pending: tuple[AgentId, ...] = ()
-) -> Chatroom:
+def _chatroom(row: Any, members: tuple[Participant, ...], pending: tuple[AgentId, ...]) -> Chatroom:
     return Chatroom(
         id=ChatroomId(row.id),
         org_id=OrganizationId(row.org_id),
